@@ -1,0 +1,108 @@
+/*
+ * main.c - the mlfs command: init, mount, --help, --version.
+ */
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlfs/fs.h"
+#include "mlfs/store.h"
+#include "mlfs_config.h"
+
+static const char usage[] =
+	"usage: mlfs init WORKSPACE\n"
+	"       mlfs mount WORKSPACE MOUNTPOINT [-f] [-d] [-s] [-o OPT[,OPT...]]\n"
+	"       mlfs --help | --version\n"
+	"\n"
+	"Mount a machine learning workspace as a file system: experiments,\n"
+	"runs, tags, properties and metrics as directories and files.\n"
+	"\n"
+	"  init     create WORKSPACE (a directory holding workspace.db)\n"
+	"  mount    serve WORKSPACE at MOUNTPOINT, creating WORKSPACE if missing;\n"
+	"           unmount with 'fusermount3 -u MOUNTPOINT' (or SIGINT/SIGTERM)\n"
+	"\n"
+	"mount options:\n"
+	"  -f       stay in the foreground\n"
+	"  -d       debug: log every request (implies -f)\n"
+	"  -s       serve requests in a single thread\n"
+	"  -o OPT   FUSE mount options, e.g. allow_other, ro, default_permissions\n"
+	"\n"
+	"The mount's README lists every file and what writing to it does.\n"
+	"See mlfs(1).\n";
+
+static int cmd_init(int argc, char **argv)
+{
+	struct store *st = NULL;
+	char err[512] = "";
+	int rc;
+
+	if (argc != 3) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	rc = store_open(argv[2], STORE_CREATE, &st, err, sizeof(err));
+	if (rc != STORE_OK) {
+		fprintf(stderr, "mlfs: cannot create workspace '%s': %s\n",
+			argv[2], err[0] ? err : store_strerror(rc));
+		return 1;
+	}
+	printf("workspace ready at %s\n", store_dir(st));
+	store_close(st);
+	return 0;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+	struct fs_mount_options opt = { 0 };
+	struct fuse_cmdline_opts cl;
+	struct fuse_args args;
+	int ret = 2;
+
+	if (argc < 4 || argv[2][0] == '-') {
+		fputs(usage, stderr);
+		return 2;
+	}
+	opt.workspace = argv[2];
+	/* libfuse parses the rest as "PROG MOUNTPOINT [options]". */
+	argv[2] = argv[0];
+	args = (struct fuse_args)FUSE_ARGS_INIT(argc - 2, argv + 2);
+	if (fuse_parse_cmdline(&args, &cl) != 0)
+		goto out_args;
+	if (cl.show_help || cl.show_version || !cl.mountpoint) {
+		fputs(usage, cl.mountpoint ? stdout : stderr);
+		ret = cl.mountpoint ? 0 : 2;
+		goto out_mountpoint;
+	}
+	opt.mountpoint = cl.mountpoint;
+	opt.foreground = cl.foreground || cl.debug;
+	opt.debug = cl.debug;
+	opt.single_thread = cl.singlethread;
+	ret = fs_mount(&opt, &args);
+out_mountpoint:
+	free(cl.mountpoint);
+out_args:
+	fuse_opt_free_args(&args);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+			  strcmp(argv[1], "-h") == 0)) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("mlfs %s\n", MLFS_VERSION);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "init") == 0)
+		return cmd_init(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "mount") == 0)
+		return cmd_mount(argc, argv);
+	if (argc >= 2)
+		fprintf(stderr, "mlfs: unknown command '%s'\n", argv[1]);
+	fputs(usage, stderr);
+	return 2;
+}

@@ -1,0 +1,291 @@
+/*
+ * annotations.c - a run's tags/ (mutable) and properties/ (add-only),
+ * one file per key.
+ *
+ * A value is everything written through one open, with one trailing
+ * newline stripped; reading gives it back with a newline. A file made by
+ * create() exists in the store from its first write, or, if nothing is
+ * written, with an empty value when it is closed (touch).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs_internal.h"
+#include "mlfs/parse.h"
+
+/* What differs between tags and properties. */
+struct annotation_ops {
+	const char *what;	/* "tag" / "property" */
+	int (*get)(struct store *st, int64_t run_id, const char *key,
+		   char **value, size_t *len, int64_t *changed_ms);
+	int (*put)(struct store *st, int64_t run_id, const char *key,
+		   const char *value, size_t len);
+	int (*list)(struct store *st, int64_t run_id, store_kv_fn fn, void *ctx);
+	const struct fs_kind *file_kind;
+	enum change_kind change;
+};
+
+static const struct annotation_ops tag_ops;
+static const struct annotation_ops property_ops;
+
+static const struct annotation_ops *ops_of(const struct fs_kind *k);
+
+static void bump_run(struct fs_ctx *ctx, const struct fs_node *n)
+{
+	version_bump(ctx, DEP_RUN, n->id.run_id);
+	version_bump(ctx, DEP_EXPERIMENT, n->id.exp_id);
+}
+
+/* ---- the directories --------------------------------------------------- */
+
+static int annotations_lookup(struct fs_ctx *ctx, struct fs_node *dir,
+			      const char *name, struct fs_ident *out)
+{
+	const struct annotation_ops *ops = ops_of(dir->id.kind);
+	char *value = NULL;
+	size_t len;
+	int rc;
+
+	rc = ops->get(ctx->st, dir->id.run_id, name, &value, &len, NULL);
+	free(value);
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	out->kind = ops->file_kind;
+	out->key = name;
+	return 0;
+}
+
+struct list_ctx {
+	struct dirlist *dl;
+	const struct fs_node *dir;
+	const struct fs_kind *file_kind;
+};
+
+static int annotation_entry(void *arg, const struct store_kv *kv)
+{
+	struct list_ctx *lc = arg;
+	struct fs_ident id = lc->dir->id;
+
+	id.kind = lc->file_kind;
+	id.key = kv->key;
+	return dirlist_add(lc->dl, kv->key, &id, kv->updated_ms) < 0;
+}
+
+static int annotations_list(struct fs_ctx *ctx, struct fs_node *dir,
+			    struct dirlist *dl)
+{
+	const struct annotation_ops *ops = ops_of(dir->id.kind);
+	struct list_ctx lc = { dl, dir, ops->file_kind };
+
+	return -fs_errno(ops->list(ctx->st, dir->id.run_id, annotation_entry,
+				   &lc));
+}
+
+static int annotations_create(struct fs_ctx *ctx, struct fs_node *dir,
+			      const char *name, struct fs_ident *out)
+{
+	const struct annotation_ops *ops = ops_of(dir->id.kind);
+
+	if (!name_is_valid(name, strlen(name)))
+		return fs_refuse(ctx, "create", dir, name, EINVAL,
+				 "invalid %s key: use 1-255 of [A-Za-z0-9._-], "
+				 "not starting with '.'", ops->what);
+	out->kind = ops->file_kind;
+	out->key = name;
+	return 0;
+}
+
+static int tags_unlink(struct fs_ctx *ctx, struct fs_node *dir,
+		       const char *name)
+{
+	int rc = store_tag_delete(ctx->st, dir->id.run_id, name);
+
+	if (rc == STORE_NOT_FOUND)
+		return -ENOENT;
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "unlink", dir, name, fs_errno(rc),
+				 "cannot delete tag: %s", store_strerror(rc));
+	bump_run(ctx, dir);
+	return 0;
+}
+
+static int properties_unlink(struct fs_ctx *ctx, struct fs_node *dir,
+			     const char *name)
+{
+	return fs_refuse(ctx, "unlink", dir, name, EPERM,
+			 "properties are add-only and cannot be removed");
+}
+
+/* ---- the files --------------------------------------------------------------- */
+
+static int annotation_render(struct fs_ctx *ctx, struct fs_node *node,
+			     struct content *c)
+{
+	const struct annotation_ops *ops = ops_of(node->id.kind);
+	int64_t changed_ms = 0;
+	char *value = NULL;
+	size_t len = 0;
+	struct sink s;
+	int rc;
+
+	rc = ops->get(ctx->st, node->id.run_id, node->id.key, &value, &len,
+		      &changed_ms);
+	if (rc == STORE_NOT_FOUND) {
+		/* Made by create() and not written yet: an empty file. */
+		sink_begin(&s, ctx, c, 0);
+		c->mtime_ms = ctx->mount_ms;
+		return sink_end(&s);
+	}
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	sink_begin(&s, ctx, c, 0);
+	strbuf_add(s.sb, value, len);
+	strbuf_addch(s.sb, '\n');
+	c->mtime_ms = changed_ms;
+	free(value);
+	return sink_end(&s);
+}
+
+static int annotation_store(struct fs_ctx *ctx, struct fs_handle *h,
+			    const char *value, size_t len)
+{
+	const struct annotation_ops *ops = ops_of(h->node->id.kind);
+	struct fs_node *n = h->node;
+	int rc;
+
+	rc = ops->put(ctx->st, n->id.run_id, n->id.key, value, len);
+	if (rc == STORE_DENIED)
+		return fs_refuse(ctx, "write", n, NULL, EPERM,
+				 "property '%s' is already set to another "
+				 "value; properties are add-only", n->id.key);
+	if (rc == STORE_TOO_BIG)
+		return fs_refuse(ctx, "write", n, NULL, EFBIG,
+				 "%s value is over %d bytes", ops->what,
+				 STORE_VALUE_MAX);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "write", n, NULL, fs_errno(rc),
+				 "cannot set %s '%s': %s", ops->what, n->id.key,
+				 store_strerror(rc));
+	bump_run(ctx, n);
+	return 0;
+}
+
+static int annotation_write(struct fs_ctx *ctx, struct fs_handle *h,
+			    const char *buf, size_t len, off_t off)
+{
+	int rc = handle_accumulate(h, buf, len, off, STORE_VALUE_MAX + 1);
+
+	if (rc < 0)
+		return fs_refuse(ctx, "write", h->node, NULL, EFBIG,
+				 "%s value is over %d bytes",
+				 ops_of(h->node->id.kind)->what, STORE_VALUE_MAX);
+	rc = annotation_store(ctx, h, h->buf.buf,
+			      strip_one_newline(h->buf.buf, h->buf.len));
+	return rc < 0 ? rc : (int)len;
+}
+
+/* touch, or "> file" with nothing written: the key with an empty value. */
+static int annotation_flush(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	if (h->wrote || !(h->created || h->truncated))
+		return 0;
+	if (!(h->flags & (O_WRONLY | O_RDWR)))
+		return 0;
+	h->wrote = 1;	/* once per open, however many times it is closed */
+	return annotation_store(ctx, h, "", 0);
+}
+
+static int annotation_truncate(struct fs_ctx *ctx, struct fs_node *node,
+			       off_t size)
+{
+	const struct annotation_ops *ops = ops_of(node->id.kind);
+	int rc;
+
+	if (size != 0)
+		return fs_refuse(ctx, "truncate", node, NULL, EINVAL,
+				 "a %s can only be emptied, not truncated to "
+				 "%lld bytes", ops->what, (long long)size);
+	rc = ops->put(ctx->st, node->id.run_id, node->id.key, "", 0);
+	if (rc == STORE_DENIED)
+		return fs_refuse(ctx, "truncate", node, NULL, EPERM,
+				 "property '%s' is already set; properties are "
+				 "add-only", node->id.key);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "truncate", node, NULL, fs_errno(rc),
+				 "cannot empty %s: %s", ops->what,
+				 store_strerror(rc));
+	bump_run(ctx, node);
+	return 0;
+}
+
+static const struct fs_kind kind_tag = {
+	.name = "tag",
+	.mode = S_IFREG | 0644,
+	.dep = DEP_RUN,
+	.render = annotation_render,
+	.write = annotation_write,
+	.flush = annotation_flush,
+	.truncate = annotation_truncate,
+};
+
+static const struct fs_kind kind_property = {
+	.name = "property",
+	.mode = S_IFREG | 0644,
+	.dep = DEP_RUN,
+	.render = annotation_render,
+	.write = annotation_write,
+	.flush = annotation_flush,
+	.truncate = annotation_truncate,
+};
+
+const struct fs_kind kind_run_tags = {
+	.name = "tags",
+	.mode = S_IFDIR | 0755,
+	.dep = DEP_RUN,
+	.lookup = annotations_lookup,
+	.list = annotations_list,
+	.create = annotations_create,
+	.unlink = tags_unlink,
+	.dyn_name = "KEY",
+	.dyn_kind = &kind_tag,
+	.dyn_help = "a tag: writing replaces the value, rm deletes it",
+};
+
+const struct fs_kind kind_run_properties = {
+	.name = "properties",
+	.mode = S_IFDIR | 0755,
+	.dep = DEP_RUN,
+	.lookup = annotations_lookup,
+	.list = annotations_list,
+	.create = annotations_create,
+	.unlink = properties_unlink,
+	.dyn_name = "KEY",
+	.dyn_kind = &kind_property,
+	.dyn_help = "a property: add-only; the same bytes again are fine, other bytes or rm give EPERM",
+};
+
+static const struct annotation_ops tag_ops = {
+	.what = "tag",
+	.get = store_tag_get,
+	.put = store_tag_set,
+	.list = store_tag_list,
+	.file_kind = &kind_tag,
+	.change = CHANGE_RUN_TAGS,
+};
+
+static const struct annotation_ops property_ops = {
+	.what = "property",
+	.get = store_property_get,
+	.put = store_property_add,
+	.list = store_property_list,
+	.file_kind = &kind_property,
+	.change = CHANGE_RUN_PROPERTIES,
+};
+
+static const struct annotation_ops *ops_of(const struct fs_kind *k)
+{
+	return k == &kind_run_properties || k == &kind_property ? &property_ops
+								: &tag_ops;
+}

@@ -1,0 +1,361 @@
+/*
+ * content.c - versions of workspace objects, and the rendered content and
+ * attributes of nodes made from them.
+ *
+ * Invariants
+ *  1. A node's content is used only while content.ver equals the current
+ *     version of the object it depends on. The version is read *before*
+ *     rendering, so a change that lands during rendering leaves the
+ *     content stale, never wrongly fresh.
+ *  2. Versions only grow. An object never bumped has version 0.
+ *  3. content is guarded by node->lock, held across refresh and reply, so
+ *     a reader never sees a half-rendered buffer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs_internal.h"
+
+/* ---- versions -------------------------------------------------------- */
+
+struct version_slot {
+	uint64_t key;		/* 0 = empty */
+	uint64_t ver;
+};
+
+struct version_map {
+	pthread_mutex_t lock;
+	struct version_slot *slots;
+	size_t cap;		/* power of two */
+	size_t used;
+	uint64_t clock;		/* every bump takes a new, larger value */
+};
+
+static uint64_t version_key(enum dep_kind kind, int64_t id)
+{
+	return (uint64_t)kind << 56 | ((uint64_t)id & ((1ULL << 56) - 1));
+}
+
+int version_map_new(struct version_map **out)
+{
+	struct version_map *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	m->cap = 1024;
+	m->slots = calloc(m->cap, sizeof(*m->slots));
+	if (!m->slots) {
+		free(m);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	*out = m;
+	return 0;
+}
+
+void version_map_free(struct version_map *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_destroy(&m->lock);
+	free(m->slots);
+	free(m);
+}
+
+static struct version_slot *slot_find(struct version_slot *slots, size_t cap,
+				      uint64_t key)
+{
+	size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL >> 17) & (cap - 1);
+
+	while (slots[i].key && slots[i].key != key)
+		i = (i + 1) & (cap - 1);
+	return &slots[i];
+}
+
+static void map_grow(struct version_map *m)
+{
+	size_t cap = m->cap * 2;
+	struct version_slot *slots = calloc(cap, sizeof(*slots));
+
+	if (!slots)
+		return;	/* keep probing the fuller table */
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].key)
+			*slot_find(slots, cap, m->slots[i].key) = m->slots[i];
+	free(m->slots);
+	m->slots = slots;
+	m->cap = cap;
+}
+
+uint64_t version_get(struct fs_ctx *ctx, enum dep_kind kind, int64_t id)
+{
+	struct version_map *m = ctx->versions;
+	uint64_t key = version_key(kind, id), ver;
+
+	pthread_mutex_lock(&m->lock);
+	ver = slot_find(m->slots, m->cap, key)->ver;
+	pthread_mutex_unlock(&m->lock);
+	return ver;
+}
+
+uint64_t version_clock(struct fs_ctx *ctx)
+{
+	struct version_map *m = ctx->versions;
+	uint64_t clock;
+
+	pthread_mutex_lock(&m->lock);
+	clock = m->clock;
+	pthread_mutex_unlock(&m->lock);
+	return clock;
+}
+
+void version_bump(struct fs_ctx *ctx, enum dep_kind kind, int64_t id)
+{
+	struct version_map *m = ctx->versions;
+	uint64_t key = version_key(kind, id);
+	struct version_slot *s;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->used * 2 >= m->cap)
+		map_grow(m);
+	s = slot_find(m->slots, m->cap, key);
+	if (!s->key) {
+		if (m->used + 1 >= m->cap) {
+			/* Table full and could not grow: make everything stale. */
+			for (size_t i = 0; i < m->cap; i++)
+				m->slots[i].ver = ++m->clock;
+			pthread_mutex_unlock(&m->lock);
+			return;
+		}
+		s->key = key;
+		m->used++;
+	}
+	s->ver = ++m->clock;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void version_bump_change(struct fs_ctx *ctx, const struct store_change *ch)
+{
+	switch (ch->kind) {
+	case CHANGE_EXPERIMENTS:
+		version_bump(ctx, DEP_EXPERIMENTS, 0);
+		version_bump(ctx, DEP_EXPERIMENT, ch->experiment_id);
+		break;
+	case CHANGE_METRIC:
+		version_bump(ctx, DEP_METRIC, ch->object_id);
+		/* a metric is part of its run and experiment */
+		__attribute__((fallthrough));
+	case CHANGE_RUN:
+	case CHANGE_RUN_TAGS:
+	case CHANGE_RUN_PROPERTIES:
+		version_bump(ctx, DEP_RUN, ch->run_id);
+		version_bump(ctx, DEP_EXPERIMENT, ch->experiment_id);
+		break;
+	case CHANGE_EVENTS:
+		version_bump(ctx, DEP_EVENTS, 0);
+		break;
+	}
+}
+
+int64_t node_dep_id(const struct fs_node *n)
+{
+	switch (n->id.kind->dep) {
+	case DEP_EXPERIMENT: return n->id.exp_id;
+	case DEP_RUN: return n->id.run_id;
+	case DEP_METRIC: return n->id.obj_id;
+	default: return 0;
+	}
+}
+
+/* ---- content --------------------------------------------------------- */
+
+void content_release(struct content *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	strbuf_release(&c->mem);
+	c->fd = -1;
+	c->fd_len = 0;
+	c->len = 0;
+	c->rendered = 0;
+	c->aux = 0;
+}
+
+void sink_begin(struct sink *s, struct fs_ctx *ctx, struct content *c,
+		int append)
+{
+	s->ctx = ctx;
+	s->c = c;
+	s->sb = &c->mem;
+	if (!append || !c->rendered)
+		content_release(c);
+	c->rendered = 0;
+}
+
+static int spill_open(struct fs_ctx *ctx, struct content *c)
+{
+	/* O_TMPFILE: the bytes vanish with the descriptor, even on a crash. */
+	c->fd = open(ctx->cache_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (c->fd < 0) {
+		int err = errno;
+
+		fprintf(stderr, "mlfs: cannot create a cache file in '%s': %s\n",
+			ctx->cache_dir, strerror(err));
+		return -err;
+	}
+	c->fd_len = 0;
+	return 0;
+}
+
+static int spill_write(struct content *c)
+{
+	const char *p = c->mem.buf;
+	size_t left = c->mem.len;
+
+	while (left) {
+		ssize_t w = pwrite(c->fd, p, left, (off_t)c->fd_len);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		left -= (size_t)w;
+		c->fd_len += (size_t)w;
+	}
+	strbuf_reset(&c->mem);
+	return 0;
+}
+
+int sink_spill(struct sink *s)
+{
+	struct content *c = s->c;
+	int rc;
+
+	if (c->mem.err)
+		return c->mem.err;
+	if (c->mem.len < CONTENT_SPILL_BYTES)
+		return 0;
+	if (c->fd < 0) {
+		rc = spill_open(s->ctx, c);
+		if (rc < 0)
+			return rc;
+	}
+	return spill_write(c);
+}
+
+int sink_end(struct sink *s)
+{
+	struct content *c = s->c;
+	int rc = 0;
+
+	if (c->mem.err) {
+		rc = c->mem.err;
+		goto out_fail;
+	}
+	if (c->fd >= 0 && c->mem.len) {
+		rc = spill_write(c);
+		if (rc < 0)
+			goto out_fail;
+	} else if (c->fd < 0 && c->mem.len >= CONTENT_SPILL_BYTES) {
+		rc = sink_spill(s);
+		if (rc < 0)
+			goto out_fail;
+	}
+	c->len = c->fd >= 0 ? c->fd_len : c->mem.len;
+	return 0;
+
+out_fail:
+	content_release(c);
+	return rc;
+}
+
+void content_reply_read(fuse_req_t req, struct content *c, size_t size,
+			off_t off)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+
+	if (off < 0 || (size_t)off >= c->len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > c->len - (size_t)off)
+		size = c->len - (size_t)off;
+	if (c->fd < 0) {
+		fuse_reply_buf(req, c->mem.buf + off, size);
+		return;
+	}
+	bv.buf[0].size = size;
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = c->fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
+int node_refresh(struct fs_ctx *ctx, struct fs_node *n)
+{
+	const struct fs_kind *k = n->id.kind;
+	uint64_t ver = version_get(ctx, k->dep, node_dep_id(n));
+	int rc;
+
+	if (n->content.rendered && n->content.ver == ver)
+		return 0;
+	if (!k->render) {
+		n->content.mtime_ms = ctx->mount_ms;
+		n->content.rendered = 1;
+		n->content.ver = ver;
+		return 0;
+	}
+	rc = k->render(ctx, n, &n->content);
+	if (rc < 0)
+		return rc;
+	n->content.rendered = 1;
+	n->content.ver = ver;
+	return 0;
+}
+
+double node_attr_timeout(struct fs_ctx *ctx, const struct fs_node *n)
+{
+	if (n->id.kind->dep == DEP_NONE)
+		return ctx->static_timeout;
+	return S_ISREG(n->id.kind->mode) ? 0 : ctx->live_timeout;
+}
+
+double node_entry_timeout(struct fs_ctx *ctx, const struct fs_node *n)
+{
+	return n->id.kind->dep == DEP_NONE ? ctx->static_timeout
+					   : ctx->live_timeout;
+}
+
+int node_stat(struct fs_ctx *ctx, struct fs_node *n, struct stat *st)
+{
+	const struct fs_kind *k = n->id.kind;
+	int rc;
+
+	pthread_mutex_lock(&n->lock);
+	rc = node_refresh(ctx, n);
+	if (rc < 0)
+		goto out_unlock;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_mode = k->mode;
+	st->st_nlink = S_ISDIR(k->mode) ? 2 : 1;
+	st->st_uid = ctx->uid;
+	st->st_gid = ctx->gid;
+	st->st_size = S_ISDIR(k->mode) ? 0 : (off_t)n->content.len;
+	st->st_blocks = (st->st_size + 511) / 512;
+	/* Large reads per request: cat and cp size their buffers by this. */
+	st->st_blksize = 1 << 20;
+	st->st_mtim.tv_sec = n->content.mtime_ms / 1000;
+	st->st_mtim.tv_nsec = (n->content.mtime_ms % 1000) * 1000000;
+	st->st_ctim = st->st_mtim;
+	st->st_atim = st->st_mtim;
+out_unlock:
+	pthread_mutex_unlock(&n->lock);
+	return rc;
+}

@@ -1,0 +1,300 @@
+/*
+ * fs_internal.h - what the files of the FUSE layer share.
+ *
+ * The tree is served through libfuse's low-level API. Every name the
+ * kernel has looked up is a node in the inode table (inode.c). A node has a
+ * kind (struct fs_kind): the table of operations for one sort of file or
+ * directory, e.g. "a run directory" or "a metric's CSV". Directories list
+ * their fixed children from tables of struct fs_entry, which also generate
+ * the mount's README.
+ *
+ * Caching (content.c)
+ *  Each node depends on one object: the workspace's experiment list, an
+ *  experiment, a run, a metric, or the event log. The object's version
+ *  counter is bumped whenever it changes (by this process right after the
+ *  store call, or by the watcher thread reading the store's change feed).
+ *  A node's rendered content and attributes are kept with the version they
+ *  were made from, so getattr and read are served from memory until the
+ *  object changes, and re-rendered once after it does.
+ */
+#ifndef MLFS_FS_INTERNAL_H
+#define MLFS_FS_INTERNAL_H
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "mlfs/fs.h"
+#include "mlfs/store.h"
+#include "mlfs/strbuf.h"
+
+struct fs_ctx;
+struct fs_node;
+struct fs_handle;
+
+/* ---- versions: what a node's cached state depends on ----------------- */
+
+enum dep_kind {
+	DEP_NONE,		/* never changes while mounted */
+	DEP_EXPERIMENTS,	/* the list of experiments */
+	DEP_EXPERIMENT,		/* an experiment and everything in its runs */
+	DEP_RUN,		/* a run, its tags, properties and metric list */
+	DEP_METRIC,		/* one metric's points */
+	DEP_EVENTS,		/* the event log */
+};
+
+uint64_t version_get(struct fs_ctx *ctx, enum dep_kind kind, int64_t id);
+/* The newest version handed out so far (versions are one global clock). */
+uint64_t version_clock(struct fs_ctx *ctx);
+void version_bump(struct fs_ctx *ctx, enum dep_kind kind, int64_t id);
+/* Bumps what a store change makes stale (shared by writers and watcher). */
+void version_bump_change(struct fs_ctx *ctx, const struct store_change *ch);
+
+/* ---- rendered content --------------------------------------------------- */
+
+/*
+ * A node's bytes: in memory while small, in an unlinked temporary file in
+ * the workspace's cache/ once larger than CONTENT_SPILL_BYTES, so a large
+ * metric costs the daemon no resident memory and is served by splice.
+ */
+#define CONTENT_SPILL_BYTES (256 * 1024)
+
+struct content {
+	int rendered;
+	uint64_t ver;		/* dep version it was made from */
+	uint64_t kernel_ver;	/* version the kernel's page cache holds */
+	int64_t mtime_ms;
+	int64_t aux;		/* renderer's own: e.g. points rendered */
+	struct strbuf mem;	/* the bytes, or the tail not yet spilled */
+	int fd;			/* >= 0 once spilled */
+	size_t fd_len;		/* bytes in the spill file */
+	size_t len;		/* total bytes, valid once rendered */
+};
+
+/*
+ * Streaming target for renderers: add bytes to *sink->sb, call sink_spill()
+ * now and then, and sink_end() once. With @append the new bytes extend what
+ * the content holds (series that only grow); without, they replace it.
+ */
+struct sink {
+	struct fs_ctx *ctx;
+	struct content *c;
+	struct strbuf *sb;
+};
+void sink_begin(struct sink *s, struct fs_ctx *ctx, struct content *c,
+		int append);
+/* Moves sb to the spill file once it is large; 0 or -errno. */
+int sink_spill(struct sink *s);
+/* Finishes rendering into c; 0 or -errno (then c is left unrendered). */
+int sink_end(struct sink *s);
+void content_release(struct content *c);
+/* Replies to a read of @size bytes at @off from the content. */
+void content_reply_read(fuse_req_t req, struct content *c, size_t size,
+			off_t off);
+
+/* ---- kinds and nodes ---------------------------------------------------- */
+
+/* What a name refers to; filled by lookups, kept by nodes. */
+struct fs_ident {
+	const struct fs_kind *kind;
+	int64_t exp_id;
+	int64_t run_id;
+	int64_t obj_id;		/* metric id; 0 for a file not yet stored */
+	const char *key;	/* tag/property key, metric name (borrowed) */
+};
+
+/* A fixed child of a directory kind; the README is made from these. */
+struct fs_entry {
+	const char *name;
+	const struct fs_kind *kind;
+	const char *help;	/* one line for the README; NULL to omit */
+};
+
+/* One directory entry for readdir; attributes optional. */
+struct dir_entry {
+	char *name;
+	struct fs_ident id;	/* key points into name when needed */
+	int64_t mtime_ms;	/* > 0 when known, saves a lookup query */
+};
+
+struct dirlist {
+	struct dir_entry *v;
+	size_t n, alloc;
+};
+int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
+		int64_t mtime_ms);
+void dirlist_release(struct dirlist *dl);
+
+struct fs_kind {
+	const char *name;	/* for logs */
+	mode_t mode;		/* type and permission bits */
+	enum dep_kind dep;
+	/* Directory kinds */
+	const struct fs_entry *entries;	/* fixed children, NULL-terminated */
+	int (*lookup)(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
+		      struct fs_ident *out);
+	int (*list)(struct fs_ctx *ctx, struct fs_node *dir, struct dirlist *dl);
+	int (*mkdir)(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
+		     struct fs_ident *out);
+	int (*rmdir)(struct fs_ctx *ctx, struct fs_node *dir, const char *name);
+	int (*create)(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
+		      struct fs_ident *out);
+	int (*unlink)(struct fs_ctx *ctx, struct fs_node *dir, const char *name);
+	/*
+	 * Fill c: the bytes of a file, the target of a symlink, and mtime_ms
+	 * for every kind. NULL for directories whose times never change.
+	 */
+	int (*render)(struct fs_ctx *ctx, struct fs_node *node, struct content *c);
+	/* Writable files: act on the bytes written so far (see handle). */
+	int (*write)(struct fs_ctx *ctx, struct fs_handle *h, const char *buf,
+		     size_t len, off_t off);
+	int (*flush)(struct fs_ctx *ctx, struct fs_handle *h);
+	int (*truncate)(struct fs_ctx *ctx, struct fs_node *node, off_t size);
+	/* Kinds whose content only ever grows: keep the kernel's pages. */
+	int append_only;
+	/* For the README: the children a directory lists from the store. */
+	const char *dyn_name;	/* placeholder, e.g. "ID" */
+	const struct fs_kind *dyn_kind;
+	const char *dyn_help;
+};
+
+struct fs_node {
+	fuse_ino_t ino;
+	struct fs_ident id;
+	char *key_owned;	/* id.key points here */
+	char *name;
+	struct fs_node *parent;
+	uint64_t nlookup;	/* kernel references */
+	uint64_t refs;		/* ours: children, handles, requests */
+	int unhashed;		/* replaced or deleted: no longer found by name */
+	int list_cached;	/* the kernel caches our listing of list_ver */
+	uint64_t list_ver;
+	struct fs_node *ino_next;
+	struct fs_node *name_next;
+	pthread_mutex_t lock;	/* protects content */
+	struct content content;
+};
+
+/* Per-open state. */
+struct fs_handle {
+	struct fs_node *node;
+	int flags;
+	int wrote;		/* a write arrived */
+	int truncated;		/* opened with O_TRUNC */
+	int created;		/* made by this open (create) */
+	struct strbuf buf;	/* bytes written (values) or partial line */
+	struct dirlist dl;	/* directories: listing taken at first readdir */
+	int listed;
+	uint64_t list_clock;	/* version clock before the listing query */
+};
+
+/* ---- the mount ------------------------------------------------------- */
+
+struct inode_table {
+	pthread_mutex_t lock;
+	struct fs_node **by_ino;
+	struct fs_node **by_name;
+	size_t nbuckets;
+	size_t count;
+	fuse_ino_t next_ino;
+	struct fs_node *root;
+};
+
+struct version_map;
+
+struct fs_ctx {
+	struct store *st;
+	struct fuse_session *se;
+	struct inode_table itable;
+	struct version_map *versions;
+	char *cache_dir;
+	double live_timeout;	/* seconds: attr/entry timeout of live things */
+	double static_timeout;	/* seconds: things that never change */
+	pthread_t watcher;
+	int watcher_running;
+	volatile int stopping;
+	int64_t change_seq;
+	int64_t mount_ms;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* inode.c */
+int itable_init(struct inode_table *t, const struct fs_kind *root_kind);
+void itable_release(struct inode_table *t);
+/* The node for @ino with a reference taken, or NULL. */
+struct fs_node *node_get(struct fs_ctx *ctx, fuse_ino_t ino);
+void node_put(struct fs_ctx *ctx, struct fs_node *n);
+/*
+ * The child @name of @dir identified by @id: an existing node when its
+ * identity matches, else a new one replacing it. Takes one kernel lookup
+ * reference (the caller replies with an entry) and returns the node.
+ */
+struct fs_node *node_lookup_ref(struct fs_ctx *ctx, struct fs_node *dir,
+				const char *name, const struct fs_ident *id);
+void node_forget(struct fs_ctx *ctx, fuse_ino_t ino, uint64_t nlookup);
+/* Stops @dir/@name from being found (after unlink/rmdir). */
+void node_unhash_child(struct fs_ctx *ctx, struct fs_node *dir,
+		       const char *name);
+/* A file made by create() is stored at its first write: record its id. */
+void node_set_obj_id(struct fs_ctx *ctx, struct fs_node *n, int64_t obj_id);
+/* Path of the node relative to the mount root, for messages. */
+int node_path(struct fs_node *n, struct strbuf *out);
+
+/* content.c */
+int version_map_new(struct version_map **out);
+void version_map_free(struct version_map *m);
+/* The id of the object @n depends on (its kind's dep). */
+int64_t node_dep_id(const struct fs_node *n);
+/* Brings node->content up to date; caller holds node->lock. 0 or -errno. */
+int node_refresh(struct fs_ctx *ctx, struct fs_node *n);
+/* Fills @st for @n (refreshing if needed). 0 or -errno. */
+int node_stat(struct fs_ctx *ctx, struct fs_node *n, struct stat *st);
+/*
+ * How long the kernel may trust a node's attributes and its name. Files
+ * that can change are re-checked on every access (0): their size must be
+ * exact the moment they change; directories are trusted for live_timeout.
+ */
+double node_attr_timeout(struct fs_ctx *ctx, const struct fs_node *n);
+double node_entry_timeout(struct fs_ctx *ctx, const struct fs_node *n);
+
+/* ops.c */
+/*
+ * Adds a write's bytes to h->buf: in order, a write at offset 0 starting
+ * over. 0, or -EFBIG past @cap bytes.
+ */
+int handle_accumulate(struct fs_handle *h, const char *buf, size_t len,
+		      off_t off, size_t cap);
+
+/* errors.c */
+int fs_errno(int store_rc);
+/*
+ * fs_refuse - record a refusal in the event log ("refused OP PATH: REASON
+ * (ENAME)") and return -err. @node/@name locate the path (name may be NULL).
+ */
+int fs_refuse(struct fs_ctx *ctx, const char *op, struct fs_node *node,
+	      const char *name, int err, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+/* Logs an event line (not a refusal); failures only reach stderr. */
+void fs_event(struct fs_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* watch.c */
+int watcher_start(struct fs_ctx *ctx);
+void watcher_stop(struct fs_ctx *ctx);
+
+/* The kinds, defined by the file that serves each area. */
+extern const struct fs_kind kind_root;
+extern const struct fs_kind kind_experiments;
+extern const struct fs_kind kind_experiment;
+extern const struct fs_kind kind_runs;
+extern const struct fs_kind kind_run;
+extern const struct fs_kind kind_run_tags;
+extern const struct fs_kind kind_run_properties;
+extern const struct fs_kind kind_run_metrics;
+
+/* readme.c: every fixed entry under every directory kind, for README. */
+int readme_render(struct fs_ctx *ctx, struct fs_node *node, struct content *c);
+
+#endif

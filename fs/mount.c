@@ -1,0 +1,101 @@
+/*
+ * mount.c - one mount's life: open the store, mount, serve, unmount.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs_internal.h"
+#include "mlfs/timefmt.h"
+
+extern const struct fuse_lowlevel_ops mlfs_ops;
+
+static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
+{
+	char err[512] = "";
+	int rc;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->mount_ms = time_now_ms();
+	ctx->live_timeout = opt->live_timeout > 0 ? opt->live_timeout : 1.0;
+	ctx->static_timeout = 86400.0;
+	ctx->uid = getuid();
+	ctx->gid = getgid();
+	rc = store_open(opt->workspace, STORE_CREATE, &ctx->st, err, sizeof(err));
+	if (rc != STORE_OK) {
+		fprintf(stderr, "mlfs: %s\n", err[0] ? err : store_strerror(rc));
+		return -1;
+	}
+	if (asprintf(&ctx->cache_dir, "%s/cache", store_dir(ctx->st)) < 0) {
+		ctx->cache_dir = NULL;
+		goto out_close;
+	}
+	if (version_map_new(&ctx->versions) < 0)
+		goto out_close;
+	if (itable_init(&ctx->itable, &kind_root) < 0)
+		goto out_close;
+	return 0;
+
+out_close:
+	fprintf(stderr, "mlfs: out of memory\n");
+	version_map_free(ctx->versions);
+	free(ctx->cache_dir);
+	store_close(ctx->st);
+	return -1;
+}
+
+static void ctx_release(struct fs_ctx *ctx)
+{
+	itable_release(&ctx->itable);
+	version_map_free(ctx->versions);
+	free(ctx->cache_dir);
+	store_close(ctx->st);
+}
+
+int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
+{
+	struct fuse_loop_config *loop;
+	struct fs_ctx ctx;
+	int ret = 1;
+
+	if (ctx_init(&ctx, opt) < 0)
+		return 1;
+	if (opt->debug && fuse_opt_add_arg(args, "-d") < 0)
+		goto out_ctx;
+	ctx.se = fuse_session_new(args, &mlfs_ops, sizeof(mlfs_ops), &ctx);
+	if (!ctx.se)
+		goto out_ctx;
+	if (fuse_set_signal_handlers(ctx.se) != 0)
+		goto out_session;
+	if (fuse_session_mount(ctx.se, opt->mountpoint) != 0)
+		goto out_signals;
+	if (fuse_daemonize(opt->foreground) != 0)
+		goto out_unmount;
+	/* After daemonizing: a thread would not survive the fork. */
+	if (watcher_start(&ctx) < 0)
+		goto out_unmount;
+	if (opt->single_thread) {
+		ret = fuse_session_loop(ctx.se) != 0;
+	} else {
+		loop = fuse_loop_cfg_create();
+		if (!loop)
+			goto out_watcher;
+		fuse_loop_cfg_set_max_threads(loop, 16);
+		fuse_loop_cfg_set_idle_threads(loop, 8);
+		ret = fuse_session_loop_mt(ctx.se, loop) != 0;
+		fuse_loop_cfg_destroy(loop);
+	}
+out_watcher:
+	watcher_stop(&ctx);
+out_unmount:
+	fuse_session_unmount(ctx.se);
+out_signals:
+	fuse_remove_signal_handlers(ctx.se);
+out_session:
+	fuse_session_destroy(ctx.se);
+out_ctx:
+	ctx_release(&ctx);
+	return ret;
+}

@@ -1,0 +1,795 @@
+/*
+ * ops.c - the libfuse low-level operations table.
+ *
+ * Every handler has the same shape: resolve the inode to a node, check the
+ * kind can do the operation, act through the kind (which calls store/),
+ * bump versions (done by the kind), reply once. A kind that lacks an
+ * operation gets a refusal with a message in the event log here, so no
+ * kind has to remember to refuse what it does not do.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "fs_internal.h"
+
+static struct fs_ctx *ctx_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- small helpers shared by the kinds -------------------------------- */
+
+int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
+		int64_t mtime_ms)
+{
+	struct dir_entry *e;
+
+	if (dl->n == dl->alloc) {
+		size_t alloc = dl->alloc ? dl->alloc * 2 : 32;
+		struct dir_entry *v = realloc(dl->v, alloc * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		dl->v = v;
+		dl->alloc = alloc;
+	}
+	e = &dl->v[dl->n];
+	e->name = strdup(name);
+	if (!e->name)
+		return -ENOMEM;
+	e->id = *id;
+	if (id->key)
+		e->id.key = e->name;
+	e->mtime_ms = mtime_ms;
+	dl->n++;
+	return 0;
+}
+
+void dirlist_release(struct dirlist *dl)
+{
+	for (size_t i = 0; i < dl->n; i++)
+		free(dl->v[i].name);
+	free(dl->v);
+	memset(dl, 0, sizeof(*dl));
+}
+
+int handle_accumulate(struct fs_handle *h, const char *buf, size_t len,
+		      off_t off, size_t cap)
+{
+	if (off == 0)
+		strbuf_reset(&h->buf);	/* rewritten from the start */
+	h->wrote = 1;
+	if (h->buf.len + len > cap)
+		return -EFBIG;
+	return strbuf_add(&h->buf, buf, len);
+}
+
+/* The identity of @dir/@name: a fixed entry, or one the kind looks up. */
+static int resolve_child(struct fs_ctx *ctx, struct fs_node *dir,
+			 const char *name, struct fs_ident *out)
+{
+	const struct fs_kind *k = dir->id.kind;
+
+	*out = dir->id;	/* children inherit the experiment and run */
+	out->key = NULL;
+	out->obj_id = 0;
+	for (const struct fs_entry *e = k->entries; e && e->name; e++) {
+		if (strcmp(e->name, name) == 0) {
+			out->kind = e->kind;
+			return 0;
+		}
+	}
+	return k->lookup ? k->lookup(ctx, dir, name, out) : -ENOENT;
+}
+
+/* Replies with the entry of @n, whose kernel lookup the caller took. */
+static void reply_entry(fuse_req_t req, struct fs_ctx *ctx, struct fs_node *n)
+{
+	struct fuse_entry_param e;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	rc = node_stat(ctx, n, &e.attr);
+	if (rc < 0) {
+		node_forget(ctx, n->ino, 1);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	e.ino = n->ino;
+	e.attr_timeout = node_attr_timeout(ctx, n);
+	e.entry_timeout = node_entry_timeout(ctx, n);
+	fuse_reply_entry(req, &e);
+}
+
+static struct fs_node *dir_get(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_node *dir = node_get(ctx_of(req), ino);
+
+	if (!dir) {
+		fuse_reply_err(req, ENOENT);
+		return NULL;
+	}
+	if (!S_ISDIR(dir->id.kind->mode)) {
+		node_put(ctx_of(req), dir);
+		fuse_reply_err(req, ENOTDIR);
+		return NULL;
+	}
+	return dir;
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *dir, *n;
+	struct fs_ident id;
+	int rc;
+
+	dir = dir_get(req, parent);
+	if (!dir)
+		return;
+	rc = resolve_child(ctx, dir, name, &id);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		goto out_put;
+	}
+	n = node_lookup_ref(ctx, dir, name, &id);
+	if (!n)
+		fuse_reply_err(req, ENOMEM);
+	else
+		reply_entry(req, ctx, n);
+out_put:
+	node_put(ctx, dir);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	node_forget(ctx_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		node_forget(ctx_of(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* Shared by mkdir and create: the new child's entry after @make ran. */
+static struct fs_node *child_made(fuse_req_t req, struct fs_node *dir,
+				  const char *name, const struct fs_ident *id)
+{
+	struct fs_node *n = node_lookup_ref(ctx_of(req), dir, name, id);
+
+	if (!n)
+		fuse_reply_err(req, ENOMEM);
+	return n;
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *dir, *n;
+	struct fs_ident id;
+	int rc;
+
+	(void)mode;	/* modes are the kind's */
+	dir = dir_get(req, parent);
+	if (!dir)
+		return;
+	if (resolve_child(ctx, dir, name, &id) == 0) {
+		rc = -EEXIST;
+		goto out_reply_err;
+	}
+	if (!dir->id.kind->mkdir) {
+		rc = fs_refuse(ctx, "mkdir", dir, name, EPERM,
+			       "directories cannot be made here");
+		goto out_reply_err;
+	}
+	id = dir->id;
+	id.key = NULL;
+	id.obj_id = 0;
+	rc = dir->id.kind->mkdir(ctx, dir, name, &id);
+	if (rc < 0)
+		goto out_reply_err;
+	n = child_made(req, dir, name, &id);
+	if (n)
+		reply_entry(req, ctx, n);
+	node_put(ctx, dir);
+	return;
+
+out_reply_err:
+	fuse_reply_err(req, -rc);
+	node_put(ctx, dir);
+}
+
+/* rmdir and unlink: the kind removes, then the name stops resolving. */
+static void remove_child(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 int is_dir)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *dir;
+	struct fs_ident id;
+	int (*remove)(struct fs_ctx *, struct fs_node *, const char *);
+	int rc;
+
+	dir = dir_get(req, parent);
+	if (!dir)
+		return;
+	rc = resolve_child(ctx, dir, name, &id);
+	if (rc < 0)
+		goto out_reply;
+	remove = is_dir ? dir->id.kind->rmdir : dir->id.kind->unlink;
+	if (is_dir != !!S_ISDIR(id.kind->mode))
+		rc = is_dir ? -ENOTDIR : -EISDIR;
+	else if (!remove)
+		rc = fs_refuse(ctx, is_dir ? "rmdir" : "unlink", dir, name,
+			       EPERM, "'%s' is part of the workspace's layout "
+			       "and cannot be removed", name);
+	else
+		rc = remove(ctx, dir, name);
+	if (rc == 0)
+		node_unhash_child(ctx, dir, name);
+out_reply:
+	fuse_reply_err(req, -rc);
+	node_put(ctx, dir);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_child(req, parent, name, 1);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_child(req, parent, name, 0);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *dir = node_get(ctx, parent);
+
+	(void)newparent;
+	(void)flags;
+	fuse_reply_err(req, -fs_refuse(ctx, "rename", dir, name, EPERM,
+				       "names are ids and cannot change "
+				       "(to '%s')", newname));
+	node_put(ctx, dir);
+}
+
+/* ---- attributes ------------------------------------------------------------ */
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *n = node_get(ctx, ino);
+	struct stat st;
+	int rc;
+
+	(void)fi;
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	rc = node_stat(ctx, n, &st);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, node_attr_timeout(ctx, n));
+	node_put(ctx, n);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *n = node_get(ctx, ino);
+	const struct fs_kind *k;
+	struct stat st;
+	int rc = 0;
+
+	(void)fi;
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	k = n->id.kind;
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		rc = fs_refuse(ctx, "setattr", n, NULL, EPERM,
+			       "mode and owner are fixed: they tell what the "
+			       "file does");
+	else if ((to_set & FUSE_SET_ATTR_SIZE) && S_ISDIR(k->mode))
+		rc = -EISDIR;
+	else if ((to_set & FUSE_SET_ATTR_SIZE) && !k->truncate)
+		rc = fs_refuse(ctx, "truncate", n, NULL, EACCES,
+			       "the file is read-only");
+	else if (to_set & FUSE_SET_ATTR_SIZE)
+		rc = k->truncate(ctx, n, attr->st_size);
+	/* Times are the objects' own; touch is accepted and changes nothing. */
+	if (rc == 0)
+		rc = node_stat(ctx, n, &st);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, node_attr_timeout(ctx, n));
+	node_put(ctx, n);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *n = node_get(ctx, ino);
+	int rc;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	pthread_mutex_lock(&n->lock);
+	rc = S_ISLNK(n->id.kind->mode) ? node_refresh(ctx, n) : -EINVAL;
+	if (rc == 0 && n->content.fd >= 0)
+		rc = -EIO;	/* link targets are short and never spilled */
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, strbuf_str(&n->content.mem));
+	pthread_mutex_unlock(&n->lock);
+	node_put(ctx, n);
+}
+
+/* ---- files ------------------------------------------------------------------- */
+
+static struct fs_handle *handle_new(struct fs_node *n, int flags)
+{
+	struct fs_handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->node = n;
+	h->flags = flags;
+	strbuf_init(&h->buf, SIZE_MAX);
+	return h;
+}
+
+static void handle_free(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	strbuf_release(&h->buf);
+	dirlist_release(&h->dl);
+	node_put(ctx, h->node);
+	free(h);
+}
+
+/*
+ * Checks an open of @n with @fi->flags and makes its handle; the node
+ * reference passes to the handle. 0 or -errno.
+ */
+static int open_file(struct fs_ctx *ctx, struct fs_node *n,
+		     struct fuse_file_info *fi, int created)
+{
+	const struct fs_kind *k = n->id.kind;
+	int writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	struct fs_handle *h;
+	int rc;
+
+	if (S_ISDIR(k->mode))
+		return -EISDIR;
+	if (writable && !k->write)
+		return fs_refuse(ctx, "open", n, NULL, EACCES,
+				 "the file is read-only");
+	if (writable && (fi->flags & O_TRUNC) && k->append_only && !created) {
+		rc = k->truncate(ctx, n, 0);
+		if (rc < 0)
+			return rc;
+	}
+	pthread_mutex_lock(&n->lock);
+	rc = node_refresh(ctx, n);
+	if (rc == 0) {
+		/*
+		 * Content that only grows keeps the kernel's pages: they are a
+		 * prefix of the new bytes. Other content keeps them only if
+		 * it is the version the kernel was last given.
+		 */
+		fi->keep_cache = k->append_only ||
+				 n->content.kernel_ver == n->content.ver;
+		n->content.kernel_ver = n->content.ver;
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (rc < 0)
+		return rc;
+	h = handle_new(n, fi->flags);
+	if (!h)
+		return -ENOMEM;
+	h->created = created;
+	h->truncated = writable && (fi->flags & O_TRUNC);
+	/* Writers bypass the page cache: we store what they mean, not bytes. */
+	fi->direct_io = writable;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *n = node_get(ctx, ino);
+	int rc;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	rc = open_file(ctx, n, fi, 0);
+	if (rc < 0) {
+		node_put(ctx, n);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_free(ctx, (struct fs_handle *)(uintptr_t)fi->fh);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *dir, *n;
+	struct fuse_entry_param e;
+	struct fs_ident id;
+	int created = 0;
+	int rc;
+
+	(void)mode;
+	dir = dir_get(req, parent);
+	if (!dir)
+		return;
+	rc = resolve_child(ctx, dir, name, &id);
+	if (rc == 0 && (fi->flags & O_EXCL)) {
+		rc = -EEXIST;
+		goto out_reply_err;
+	}
+	if (rc == -ENOENT) {
+		if (!dir->id.kind->create) {
+			rc = fs_refuse(ctx, "create", dir, name, EACCES,
+				       "files cannot be made here");
+			goto out_reply_err;
+		}
+		id = dir->id;
+		id.key = NULL;
+		id.obj_id = 0;
+		rc = dir->id.kind->create(ctx, dir, name, &id);
+		created = 1;
+	}
+	if (rc < 0)
+		goto out_reply_err;
+	n = child_made(req, dir, name, &id);
+	if (!n)
+		goto out_put;
+	memset(&e, 0, sizeof(e));
+	rc = node_stat(ctx, n, &e.attr);
+	if (rc == 0) {
+		pthread_mutex_lock(&ctx->itable.lock);
+		n->refs++;	/* the handle's */
+		pthread_mutex_unlock(&ctx->itable.lock);
+		rc = open_file(ctx, n, fi, created);
+		if (rc < 0)
+			node_put(ctx, n);
+	}
+	if (rc < 0) {
+		node_forget(ctx, n->ino, 1);
+		goto out_reply_err;
+	}
+	e.ino = n->ino;
+	e.attr_timeout = node_attr_timeout(ctx, n);
+	e.entry_timeout = node_entry_timeout(ctx, n);
+	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+		handle_free(ctx, (struct fs_handle *)(uintptr_t)fi->fh);
+	goto out_put;
+
+out_reply_err:
+	fuse_reply_err(req, -rc);
+out_put:
+	node_put(ctx, dir);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	struct fs_node *n = h->node;
+	int rc;
+
+	(void)ino;
+	pthread_mutex_lock(&n->lock);
+	rc = node_refresh(ctx, n);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		content_reply_read(req, &n->content, size, off);
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	int rc;
+
+	(void)ino;
+	rc = h->node->id.kind->write(ctx, h, buf, size, off);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, (size_t)rc);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	const struct fs_kind *k = h->node->id.kind;
+
+	(void)ino;
+	fuse_reply_err(req, k->flush ? -k->flush(ctx_of(req), h) : 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	const struct fs_kind *k = h->node->id.kind;
+
+	(void)ino;
+	/* flush ran at close; this catches what it could not (e.g. a crash). */
+	if (k->flush)
+		k->flush(ctx_of(req), h);
+	handle_free(ctx_of(req), h);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, 0);	/* every write is committed before it returns */
+}
+
+/* ---- directories ---------------------------------------------------------------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *n = dir_get(req, ino);
+	struct fs_handle *h;
+	uint64_t ver;
+
+	if (!n)
+		return;
+	h = handle_new(n, fi->flags);
+	if (!h) {
+		node_put(ctx, n);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	/* The kernel may keep our listing while the directory is unchanged. */
+	ver = version_get(ctx, n->id.kind->dep, node_dep_id(n));
+	fi->cache_readdir = 1;
+	pthread_mutex_lock(&n->lock);
+	fi->keep_cache = n->list_cached && n->list_ver == ver;
+	n->list_cached = 1;
+	n->list_ver = ver;
+	pthread_mutex_unlock(&n->lock);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_free(ctx, h);
+}
+
+static int listing_build(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	struct fs_node *dir = h->node;
+	const struct fs_kind *k = dir->id.kind;
+	struct fs_ident id;
+	int rc;
+
+	h->list_clock = version_clock(ctx);
+	for (const struct fs_entry *e = k->entries; e && e->name; e++) {
+		id = dir->id;
+		id.kind = e->kind;
+		id.key = NULL;
+		id.obj_id = 0;
+		rc = dirlist_add(&h->dl, e->name, &id, 0);
+		if (rc < 0)
+			return rc;
+	}
+	if (k->list) {
+		rc = k->list(ctx, dir, &h->dl);
+		if (rc < 0)
+			return rc;
+	}
+	h->listed = 1;
+	return 0;
+}
+
+/*
+ * A listed directory's times came with the listing: keep them, so that
+ * "ls -l" of 10,000 runs costs one query, not 10,000.
+ */
+static void prime_from_listing(struct fs_ctx *ctx, struct fs_handle *h,
+			       struct fs_node *n, const struct dir_entry *e)
+{
+	const struct fs_kind *k = n->id.kind;
+	uint64_t ver;
+
+	if (!S_ISDIR(k->mode) || e->mtime_ms <= 0)
+		return;
+	ver = version_get(ctx, k->dep, node_dep_id(n));
+	pthread_mutex_lock(&n->lock);
+	if (!n->content.rendered && ver <= h->list_clock) {
+		n->content.mtime_ms = e->mtime_ms;
+		n->content.ver = ver;
+		n->content.rendered = 1;
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Adds one entry; 0 when it did not fit. */
+static size_t add_entry(fuse_req_t req, struct fs_handle *h, char *buf,
+			size_t room, const struct dir_entry *e, off_t next,
+			int plus)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fuse_entry_param ep;
+	struct fs_node *n;
+	size_t used;
+
+	memset(&ep, 0, sizeof(ep));
+	if (!plus) {
+		ep.attr.st_mode = e->id.kind->mode;
+		used = fuse_add_direntry(req, buf, room, e->name, &ep.attr, next);
+		return used > room ? 0 : used;
+	}
+	n = node_lookup_ref(ctx, h->node, e->name, &e->id);
+	if (!n)
+		return 0;
+	prime_from_listing(ctx, h, n, e);
+	if (node_stat(ctx, n, &ep.attr) < 0) {
+		/* Gone since listed: hand out no lookup; the name stays. */
+		node_forget(ctx, n->ino, 1);
+		ep.attr.st_mode = e->id.kind->mode;
+		used = fuse_add_direntry_plus(req, buf, room, e->name, &ep, next);
+		return used > room ? 0 : used;
+	}
+	ep.ino = n->ino;
+	ep.attr_timeout = node_attr_timeout(ctx, n);
+	ep.entry_timeout = node_entry_timeout(ctx, n);
+	used = fuse_add_direntry_plus(req, buf, room, e->name, &ep, next);
+	if (used > room) {
+		node_forget(ctx, n->ino, 1);	/* not sent: not looked up */
+		return 0;
+	}
+	return used;
+}
+
+static void readdir_common(fuse_req_t req, size_t size, off_t off,
+			   struct fuse_file_info *fi, int plus)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	size_t pos = 0;
+	char *buf;
+	int rc;
+
+	if (!h->listed) {
+		rc = listing_build(ctx, h);
+		if (rc < 0) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < h->dl.n; i++) {
+		size_t used = add_entry(req, h, buf + pos, size - pos,
+					&h->dl.v[i], (off_t)i + 1, plus);
+
+		if (!used)
+			break;
+		pos += used;
+	}
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	handle_free(ctx_of(req), (struct fs_handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- the file system ------------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* Always readdirplus: "ls" then "ls -l" should not look up twice. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* O_TRUNC in open's flags, not a separate truncate: "echo x > tag"
+	 * then replaces the value in one step. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct statvfs sv;
+
+	(void)ino;
+	if (statvfs(store_dir(ctx->st), &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+const struct fuse_lowlevel_ops mlfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mkdir = op_mkdir,
+	.rmdir = op_rmdir,
+	.unlink = op_unlink,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+};

@@ -1,0 +1,431 @@
+/*
+ * runs.c - experiments/E/runs/, runs/latest, and a run's directory with
+ * run.json, status and metrics.json.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs_internal.h"
+#include "mlfs/jsonw.h"
+#include "mlfs/parse.h"
+
+/* ---- runs/latest -------------------------------------------------------- */
+
+static int latest_render(struct fs_ctx *ctx, struct fs_node *node,
+			 struct content *c)
+{
+	struct store_experiment e = { 0 };
+	char *name = NULL;
+	struct sink s;
+	int rc;
+
+	rc = store_run_latest(ctx->st, node->id.exp_id, &name);
+	if (rc == STORE_OK)
+		rc = store_experiment_get_by_id(ctx->st, node->id.exp_id, &e);
+	if (rc != STORE_OK) {
+		free(name);
+		return -fs_errno(rc);
+	}
+	sink_begin(&s, ctx, c, 0);
+	strbuf_addstr(s.sb, name);
+	c->mtime_ms = e.updated_ms;
+	free(name);
+	store_experiment_release(&e);
+	return sink_end(&s);
+}
+
+static const struct fs_kind kind_latest = {
+	.name = "latest",
+	.mode = S_IFLNK | 0777,
+	.dep = DEP_EXPERIMENT,
+	.render = latest_render,
+};
+
+/* ---- runs/ ---------------------------------------------------------------- */
+
+static int runs_lookup(struct fs_ctx *ctx, struct fs_node *dir,
+		       const char *name, struct fs_ident *out)
+{
+	struct store_run r = { 0 };
+	char *latest = NULL;
+	int rc;
+
+	if (strcmp(name, "latest") == 0) {
+		rc = store_run_latest(ctx->st, dir->id.exp_id, &latest);
+		free(latest);
+		out->kind = &kind_latest;
+		return -fs_errno(rc);
+	}
+	rc = store_run_find(ctx->st, dir->id.exp_id, name, &r);
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	out->kind = &kind_run;
+	out->run_id = r.id;
+	store_run_release(&r);
+	return 0;
+}
+
+struct runs_list {
+	struct dirlist *dl;
+	int64_t exp_id;
+};
+
+static int run_entry(void *arg, const struct store_run_entry *r)
+{
+	struct runs_list *rl = arg;
+	struct fs_ident id = {
+		.kind = &kind_run, .exp_id = rl->exp_id, .run_id = r->id,
+	};
+
+	return dirlist_add(rl->dl, r->name, &id, r->updated_ms) < 0;
+}
+
+static int runs_list(struct fs_ctx *ctx, struct fs_node *dir,
+		     struct dirlist *dl)
+{
+	struct runs_list rl = { dl, dir->id.exp_id };
+	size_t before = dl->n;
+	int rc;
+
+	rc = store_run_list(ctx->st, dir->id.exp_id, run_entry, &rl);
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	if (dl->n > before) {
+		struct fs_ident id = { .kind = &kind_latest,
+				       .exp_id = dir->id.exp_id };
+
+		return dirlist_add(dl, "latest", &id, 0);
+	}
+	return 0;
+}
+
+static int runs_mkdir(struct fs_ctx *ctx, struct fs_node *dir,
+		      const char *name, struct fs_ident *out)
+{
+	struct store_run r = { 0 };
+	int rc;
+
+	if (strcmp(name, "latest") == 0 || !name_is_valid(name, strlen(name)))
+		return fs_refuse(ctx, "mkdir", dir, name, EINVAL,
+				 "invalid run id: use 1-255 of [A-Za-z0-9._-], "
+				 "not starting with '.', and not 'latest'");
+	rc = store_run_create_interactive(ctx->st, dir->id.exp_id, name, &r);
+	if (rc == STORE_EXISTS)
+		return fs_refuse(ctx, "mkdir", dir, name, EEXIST,
+				 "a run '%s' already exists in this workspace",
+				 name);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "mkdir", dir, name, fs_errno(rc),
+				 "cannot create run '%s': %s", name,
+				 store_strerror(rc));
+	version_bump(ctx, DEP_EXPERIMENT, dir->id.exp_id);
+	version_bump(ctx, DEP_RUN, r.id);
+	out->kind = &kind_run;
+	out->run_id = r.id;
+	store_run_release(&r);
+	return 0;
+}
+
+static int runs_rmdir(struct fs_ctx *ctx, struct fs_node *dir,
+		      const char *name)
+{
+	return fs_refuse(ctx, "rmdir", dir, name, EPERM,
+			 "runs are kept forever and cannot be removed");
+}
+
+const struct fs_kind kind_runs = {
+	.name = "runs",
+	.mode = S_IFDIR | 0755,
+	.dep = DEP_EXPERIMENT,
+	.lookup = runs_lookup,
+	.list = runs_list,
+	.mkdir = runs_mkdir,
+	.rmdir = runs_rmdir,
+	.render = NULL,
+	.dyn_name = "ID",
+	.dyn_kind = &kind_run,
+	.dyn_help = "a run: mkdir makes an interactive run (Running); runs/latest links to the newest",
+};
+
+/* ---- the run directory and its files --------------------------------------- */
+
+static int run_dir_render(struct fs_ctx *ctx, struct fs_node *node,
+			  struct content *c)
+{
+	struct store_run r = { 0 };
+	int rc = store_run_get(ctx->st, node->id.run_id, &r);
+
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	c->mtime_ms = r.updated_ms;
+	store_run_release(&r);
+	return 0;
+}
+
+static int json_kv(void *arg, const struct store_kv *kv)
+{
+	struct jsonw *w = arg;
+
+	jsonw_key(w, kv->key);
+	jsonw_string_len(w, kv->value, kv->len);
+	return 0;
+}
+
+static void json_time_or_null(struct jsonw *w, const char *key, int64_t ms)
+{
+	jsonw_key(w, key);
+	jsonw_time(w, ms);
+}
+
+static int run_json_body(struct fs_ctx *ctx, struct jsonw *w,
+			 const struct store_run *r, const char *experiment)
+{
+	int rc;
+
+	jsonw_key(w, "id");
+	jsonw_string(w, r->name);
+	jsonw_key(w, "number");
+	jsonw_int(w, r->number);
+	jsonw_key(w, "experiment");
+	jsonw_string(w, experiment);
+	jsonw_key(w, "display_name");
+	jsonw_string(w, r->display_name);
+	jsonw_key(w, "status");
+	jsonw_string(w, run_status_name(r->status));
+	jsonw_key(w, "interactive");
+	jsonw_bool(w, r->interactive);
+	json_time_or_null(w, "created", r->created_ms);
+	json_time_or_null(w, "started", r->started_ms);
+	json_time_or_null(w, "ended", r->ended_ms);
+	jsonw_key(w, "duration_s");
+	if (r->started_ms >= 0 && r->ended_ms >= 0)
+		jsonw_double(w, (double)(r->ended_ms - r->started_ms) / 1000.0);
+	else
+		jsonw_null(w);
+	jsonw_key(w, "compute_target");
+	jsonw_string(w, r->compute_target);
+	jsonw_key(w, "environment");
+	jsonw_null(w);
+	jsonw_key(w, "snapshot");
+	jsonw_null(w);
+	jsonw_key(w, "git");
+	jsonw_null(w);
+	jsonw_key(w, "parent");
+	jsonw_null(w);
+	jsonw_key(w, "children");
+	jsonw_array_begin(w);
+	jsonw_array_end(w);
+	jsonw_key(w, "tags");
+	jsonw_object_begin(w);
+	rc = store_tag_list(ctx->st, r->id, json_kv, w);
+	jsonw_object_end(w);
+	if (rc != STORE_OK)
+		return rc;
+	jsonw_key(w, "properties");
+	jsonw_object_begin(w);
+	rc = store_property_list(ctx->st, r->id, json_kv, w);
+	jsonw_object_end(w);
+	if (rc != STORE_OK)
+		return rc;
+	jsonw_key(w, "exit_code");
+	if (r->has_exit_code)
+		jsonw_int(w, r->exit_code);
+	else
+		jsonw_null(w);
+	jsonw_key(w, "error");
+	jsonw_string(w, r->error);
+	jsonw_key(w, "arguments");
+	jsonw_array_begin(w);
+	jsonw_array_end(w);
+	return STORE_OK;
+}
+
+static int run_json_render(struct fs_ctx *ctx, struct fs_node *node,
+			   struct content *c)
+{
+	struct store_experiment e = { 0 };
+	struct store_run r = { 0 };
+	struct jsonw w;
+	struct sink s;
+	int rc;
+
+	rc = store_run_get(ctx->st, node->id.run_id, &r);
+	if (rc == STORE_OK)
+		rc = store_experiment_get_by_id(ctx->st, r.experiment_id, &e);
+	if (rc != STORE_OK)
+		goto out_release;
+	sink_begin(&s, ctx, c, 0);
+	jsonw_init(&w, s.sb, 1);
+	jsonw_object_begin(&w);
+	rc = run_json_body(ctx, &w, &r, e.name);
+	jsonw_object_end(&w);
+	c->mtime_ms = r.updated_ms;
+	if (rc != STORE_OK)
+		content_release(c);
+out_release:
+	store_experiment_release(&e);
+	store_run_release(&r);
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	return sink_end(&s);
+}
+
+static int status_render(struct fs_ctx *ctx, struct fs_node *node,
+			 struct content *c)
+{
+	struct store_run r = { 0 };
+	struct sink s;
+	int rc = store_run_get(ctx->st, node->id.run_id, &r);
+
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	sink_begin(&s, ctx, c, 0);
+	strbuf_addf(s.sb, "%s\n", run_status_name(r.status));
+	c->mtime_ms = r.updated_ms;
+	store_run_release(&r);
+	return sink_end(&s);
+}
+
+#define STATUS_WRITE_MAX 64
+
+static int status_write(struct fs_ctx *ctx, struct fs_handle *h,
+			const char *buf, size_t len, off_t off)
+{
+	struct fs_node *n = h->node;
+	size_t vlen;
+	int status, rc;
+
+	rc = handle_accumulate(h, buf, len, off, STATUS_WRITE_MAX);
+	if (rc < 0)
+		return fs_refuse(ctx, "write", n, NULL, EINVAL,
+				 "status is one word: Completed, Failed or "
+				 "Canceled");
+	vlen = strip_one_newline(h->buf.buf, h->buf.len);
+	status = run_status_parse(h->buf.buf, vlen);
+	if (status != RUN_COMPLETED && status != RUN_FAILED &&
+	    status != RUN_CANCELED)
+		return fs_refuse(ctx, "write", n, NULL, EINVAL,
+				 "invalid status '%.*s': interactive runs "
+				 "accept Completed, Failed or Canceled",
+				 (int)vlen, h->buf.buf);
+	rc = store_run_set_status(ctx->st, n->id.run_id, status);
+	if (rc == STORE_DENIED)
+		return fs_refuse(ctx, "write", n, NULL, EPERM,
+				 "run has already ended with another status, "
+				 "or is not interactive (use cancel)");
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "write", n, NULL, fs_errno(rc),
+				 "cannot set status: %s", store_strerror(rc));
+	version_bump(ctx, DEP_RUN, n->id.run_id);
+	version_bump(ctx, DEP_EXPERIMENT, n->id.exp_id);
+	return (int)len;
+}
+
+static int status_truncate(struct fs_ctx *ctx, struct fs_node *node, off_t size)
+{
+	(void)ctx;
+	(void)node;
+	(void)size;
+	return 0;	/* "echo X > status" truncates first: nothing to do */
+}
+
+struct metrics_json {
+	struct jsonw *w;
+};
+
+static int metric_summary(void *arg, const struct store_metric *m)
+{
+	struct jsonw *w = arg;
+
+	jsonw_key(w, m->name);
+	jsonw_object_begin(w);
+	jsonw_key(w, "last");
+	if (m->count)
+		jsonw_double(w, m->last);
+	else
+		jsonw_null(w);
+	jsonw_key(w, "min");
+	if (m->count)
+		jsonw_double(w, m->min);
+	else
+		jsonw_null(w);
+	jsonw_key(w, "max");
+	if (m->count)
+		jsonw_double(w, m->max);
+	else
+		jsonw_null(w);
+	jsonw_key(w, "count");
+	jsonw_int(w, m->count);
+	jsonw_key(w, "last_step");
+	jsonw_int(w, m->last_step);
+	jsonw_key(w, "updated");
+	jsonw_time(w, m->updated_ms);
+	jsonw_object_end(w);
+	return 0;
+}
+
+static int metrics_json_render(struct fs_ctx *ctx, struct fs_node *node,
+			       struct content *c)
+{
+	struct store_run r = { 0 };
+	struct jsonw w;
+	struct sink s;
+	int rc = store_run_get(ctx->st, node->id.run_id, &r);
+
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	sink_begin(&s, ctx, c, 0);
+	jsonw_init(&w, s.sb, 1);
+	jsonw_object_begin(&w);
+	rc = store_metric_list(ctx->st, node->id.run_id, metric_summary, &w);
+	jsonw_object_end(&w);
+	c->mtime_ms = r.updated_ms;
+	store_run_release(&r);
+	if (rc != STORE_OK) {
+		content_release(c);
+		return -fs_errno(rc);
+	}
+	return sink_end(&s);
+}
+
+static const struct fs_kind kind_run_json = {
+	.name = "run.json",
+	.mode = S_IFREG | 0444,
+	.dep = DEP_RUN,
+	.render = run_json_render,
+};
+
+static const struct fs_kind kind_run_status = {
+	.name = "status",
+	.mode = S_IFREG | 0644,
+	.dep = DEP_RUN,
+	.render = status_render,
+	.write = status_write,
+	.truncate = status_truncate,
+};
+
+static const struct fs_kind kind_metrics_json = {
+	.name = "metrics.json",
+	.mode = S_IFREG | 0444,
+	.dep = DEP_RUN,
+	.render = metrics_json_render,
+};
+
+static const struct fs_entry run_entries[] = {
+	{ "run.json", &kind_run_json, "the run's metadata: status, times, tags, properties, ..." },
+	{ "status", &kind_run_status, "one word; write Completed, Failed or Canceled to end an interactive run" },
+	{ "tags", &kind_run_tags, "mutable tags, one file each" },
+	{ "properties", &kind_run_properties, "add-only properties, one file each" },
+	{ "metrics", &kind_run_metrics, "one file per metric" },
+	{ "metrics.json", &kind_metrics_json, "per metric: last, min, max, count" },
+	{ NULL, NULL, NULL },
+};
+
+const struct fs_kind kind_run = {
+	.name = "run",
+	.mode = S_IFDIR | 0755,
+	.dep = DEP_RUN,
+	.entries = run_entries,
+	.render = run_dir_render,
+};

@@ -1,0 +1,66 @@
+/*
+ * watch.c - the watcher thread: follows the store's change feed, so that
+ * changes made by other processes (run supervisors, another mount) make
+ * this mount's cached content stale within WATCH_INTERVAL_MS.
+ */
+#include <stdio.h>
+#include <time.h>
+
+#include "fs_internal.h"
+#include "mlfs/timefmt.h"
+
+#define WATCH_INTERVAL_MS 100
+#define CHANGES_KEEP_MS (10 * 60 * 1000)
+#define PRUNE_EVERY_MS (60 * 1000)
+
+static int on_change(void *arg, const struct store_change *ch)
+{
+	version_bump_change(arg, ch);
+	return 0;
+}
+
+static void *watch_loop(void *arg)
+{
+	struct fs_ctx *ctx = arg;
+	struct timespec pause = { 0, WATCH_INTERVAL_MS * 1000000L };
+	int64_t last_prune = time_now_ms();
+
+	while (!ctx->stopping) {
+		int rc = store_changes_since(ctx->st, &ctx->change_seq,
+					     on_change, ctx);
+
+		if (rc != STORE_OK)
+			fprintf(stderr, "mlfs: cannot read changes: %s\n",
+				store_strerror(rc));
+		if (time_now_ms() - last_prune > PRUNE_EVERY_MS) {
+			store_changes_prune(ctx->st, CHANGES_KEEP_MS);
+			last_prune = time_now_ms();
+		}
+		nanosleep(&pause, NULL);
+	}
+	return NULL;
+}
+
+int watcher_start(struct fs_ctx *ctx)
+{
+	int rc = store_changes_head(ctx->st, &ctx->change_seq);
+
+	if (rc != STORE_OK) {
+		fprintf(stderr, "mlfs: cannot read the change feed: %s\n",
+			store_strerror(rc));
+		return -1;
+	}
+	if (pthread_create(&ctx->watcher, NULL, watch_loop, ctx) != 0)
+		return -1;
+	ctx->watcher_running = 1;
+	return 0;
+}
+
+void watcher_stop(struct fs_ctx *ctx)
+{
+	if (!ctx->watcher_running)
+		return;
+	ctx->stopping = 1;
+	pthread_join(ctx->watcher, NULL);
+	ctx->watcher_running = 0;
+}

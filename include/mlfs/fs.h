@@ -1,0 +1,30 @@
+/*
+ * fs.h - mounting a workspace: the FUSE file system.
+ *
+ * fs_mount() serves the tree described in docs/layout.md until the file
+ * system is unmounted (fusermount3 -u) or the process gets SIGINT, SIGTERM
+ * or SIGHUP, then unmounts and returns. It is the whole life of a mount
+ * process and is called once per process.
+ */
+#ifndef MLFS_FS_H
+#define MLFS_FS_H
+
+struct fuse_args;
+
+struct fs_mount_options {
+	const char *workspace;	/* created when missing */
+	const char *mountpoint;
+	int foreground;		/* do not daemonize */
+	int debug;		/* libfuse's -d: log every request */
+	int single_thread;
+	double live_timeout;	/* seconds the kernel may cache live things */
+};
+
+/*
+ * fs_mount - mount @opt->workspace at @opt->mountpoint and serve it.
+ * @args holds the remaining FUSE options (-o ...), passed to libfuse.
+ * Returns 0 after a clean unmount, or 1 with a message on stderr.
+ */
+int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args);
+
+#endif

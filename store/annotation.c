@@ -1,0 +1,214 @@
+/*
+ * annotation.c - run tags (mutable) and properties (add-only).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlfs/parse.h"
+#include "mlfs/timefmt.h"
+#include "store_internal.h"
+
+static int check_key_value(const char *key, size_t len)
+{
+	if (!name_is_valid(key, strlen(key)))
+		return STORE_INVALID;
+	return len > STORE_VALUE_MAX ? STORE_TOO_BIG : STORE_OK;
+}
+
+/* Reads one value column of a (run_id, key) query into a malloc'd copy. */
+static int value_get(struct store *st, enum stmt_id id, int64_t run_id,
+		     const char *key, char **value, size_t *len,
+		     int64_t *changed_ms)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, id);
+	if (!s)
+		goto out_put;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const void *b = sqlite3_column_blob(s, 0);
+		size_t n = (size_t)sqlite3_column_bytes(s, 0);
+
+		rc = STORE_NOMEM;
+		*value = malloc(n + 1);
+		if (*value) {
+			if (n)
+				memcpy(*value, b, n);
+			(*value)[n] = '\0';
+			*len = n;
+			if (changed_ms)
+				*changed_ms = sqlite3_column_int64(s, 1);
+			rc = STORE_OK;
+		}
+	} else {
+		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
+				       : store_rc_from_sqlite(c, rc, "get value");
+	}
+	sqlite3_reset(s);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+/*
+ * Runs @id bound to (run_id, key, value, now) inside a transaction that
+ * also touches the run and records @kind. @expect_change: a statement that
+ * changes no row means the key was missing (STORE_NOT_FOUND).
+ */
+static int kv_write(struct store *st, enum stmt_id id, enum change_kind kind,
+		    int64_t run_id, const char *key, const char *value,
+		    size_t len, int expect_change)
+{
+	int64_t now = time_now_ms();
+	int64_t exp_id = 0;
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = tx_begin(c);
+	if (rc != STORE_OK)
+		goto out_put;
+	rc = run_experiment_locked(c, run_id, &exp_id);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = STORE_IO;
+	s = stmt_get(c, id);
+	if (!s)
+		goto out_rollback;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	if (value) {
+		sqlite3_bind_blob(s, 3, len ? value : "", (int)len, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, now);
+	}
+	rc = stmt_exec(c, s, "write value");
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = STORE_NOT_FOUND;
+	if (expect_change && sqlite3_changes(c->db) == 0)
+		goto out_rollback;
+	rc = run_touch(c, run_id, exp_id, now);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = change_add(c, kind, exp_id, run_id, run_id, now);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = tx_commit(c);
+out_rollback:
+	tx_rollback(c);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+int store_tag_set(struct store *st, int64_t run_id, const char *key,
+		  const char *value, size_t len)
+{
+	int rc = check_key_value(key, len);
+
+	if (rc != STORE_OK)
+		return rc;
+	return kv_write(st, SQL_TAG_SET, CHANGE_RUN_TAGS, run_id, key, value,
+			len, 0);
+}
+
+int store_tag_delete(struct store *st, int64_t run_id, const char *key)
+{
+	return kv_write(st, SQL_TAG_DELETE, CHANGE_RUN_TAGS, run_id, key, NULL,
+			0, 1);
+}
+
+int store_tag_get(struct store *st, int64_t run_id, const char *key,
+		  char **value, size_t *len, int64_t *changed_ms)
+{
+	return value_get(st, SQL_TAG_GET, run_id, key, value, len, changed_ms);
+}
+
+int store_property_add(struct store *st, int64_t run_id, const char *key,
+		       const char *value, size_t len)
+{
+	char *old = NULL;
+	size_t old_len = 0;
+	int rc = check_key_value(key, len);
+
+	if (rc != STORE_OK)
+		return rc;
+	/*
+	 * The primary key makes a second insert fail with STORE_EXISTS, so two
+	 * writers racing cannot both win; the read only decides whether the
+	 * loser's bytes were the same (fine) or different (denied).
+	 */
+	rc = kv_write(st, SQL_PROPERTY_INSERT, CHANGE_RUN_PROPERTIES, run_id,
+		      key, value, len, 0);
+	if (rc != STORE_EXISTS)
+		return rc;
+	rc = value_get(st, SQL_PROPERTY_GET, run_id, key, &old, &old_len, NULL);
+	if (rc != STORE_OK)
+		return rc;
+	rc = old_len == len && memcmp(old, value, len) == 0 ? STORE_OK
+							    : STORE_DENIED;
+	free(old);
+	return rc;
+}
+
+int store_property_get(struct store *st, int64_t run_id, const char *key,
+		       char **value, size_t *len, int64_t *changed_ms)
+{
+	return value_get(st, SQL_PROPERTY_GET, run_id, key, value, len,
+			 changed_ms);
+}
+
+static int kv_list(struct store *st, enum stmt_id id, int64_t run_id,
+		   store_kv_fn fn, void *ctx)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, id);
+	if (!s)
+		goto out_put;
+	sqlite3_bind_int64(s, 1, run_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_kv kv = {
+			.key = (const char *)sqlite3_column_text(s, 0),
+			.value = sqlite3_column_blob(s, 1),
+			.len = (size_t)sqlite3_column_bytes(s, 1),
+			.updated_ms = sqlite3_column_int64(s, 2),
+		};
+		if (!kv.value)
+			kv.value = "";
+		if (fn(ctx, &kv) != 0)
+			break;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list values");
+	sqlite3_reset(s);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+int store_tag_list(struct store *st, int64_t run_id, store_kv_fn fn, void *ctx)
+{
+	return kv_list(st, SQL_TAG_LIST, run_id, fn, ctx);
+}
+
+int store_property_list(struct store *st, int64_t run_id, store_kv_fn fn,
+			void *ctx)
+{
+	return kv_list(st, SQL_PROPERTY_LIST, run_id, fn, ctx);
+}

@@ -1,0 +1,173 @@
+/*
+ * event.c - the workspace's event log (the mount's /events) and the
+ * change feed that lets every process see what others changed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlfs/timefmt.h"
+#include "store_internal.h"
+
+#define EVENT_PRUNE_EVERY 256
+
+static int event_prune(struct conn *c)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_EVENT_PRUNE);
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, STORE_EVENTS_KEEP);
+	return stmt_exec(c, s, "prune events");
+}
+
+int store_event_add(struct store *st, const char *line)
+{
+	int64_t now = time_now_ms();
+	struct conn *c;
+	sqlite3_stmt *s;
+	char *flat;
+	int rc;
+
+	flat = strdup(line);
+	if (!flat)
+		return STORE_NOMEM;
+	for (char *p = flat; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';	/* one event, one line */
+	rc = conn_get(st, &c);
+	if (rc != STORE_OK)
+		goto out_free;
+	rc = tx_begin(c);
+	if (rc != STORE_OK)
+		goto out_put;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_EVENT_INSERT);
+	if (!s)
+		goto out_rollback;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_text(s, 2, flat, -1, SQLITE_STATIC);
+	rc = stmt_exec(c, s, "add event");
+	if (rc != STORE_OK)
+		goto out_rollback;
+	if (++c->event_inserts % EVENT_PRUNE_EVERY == 0) {
+		rc = event_prune(c);
+		if (rc != STORE_OK)
+			goto out_rollback;
+	}
+	rc = change_add(c, CHANGE_EVENTS, 0, 0, 0, now);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = tx_commit(c);
+out_rollback:
+	tx_rollback(c);
+out_put:
+	conn_put(st, c);
+out_free:
+	free(flat);
+	return rc;
+}
+
+int store_event_list(struct store *st, int64_t limit, store_event_fn fn,
+		     void *ctx)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_EVENT_LIST);
+	if (!s)
+		goto out_put;
+	sqlite3_bind_int64(s, 1, limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_event e = {
+			.id = sqlite3_column_int64(s, 0),
+			.ts_ms = sqlite3_column_int64(s, 1),
+			.line = (const char *)sqlite3_column_text(s, 2),
+		};
+		if (fn(ctx, &e) != 0)
+			break;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list events");
+	sqlite3_reset(s);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+int store_changes_since(struct store *st, int64_t *seq, store_change_fn fn,
+			void *ctx)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_CHANGE_SINCE);
+	if (!s)
+		goto out_put;
+	sqlite3_bind_int64(s, 1, *seq);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_change ch = {
+			.seq = sqlite3_column_int64(s, 0),
+			.kind = (enum change_kind)sqlite3_column_int(s, 1),
+			.experiment_id = sqlite3_column_int64(s, 2),
+			.run_id = sqlite3_column_int64(s, 3),
+			.object_id = sqlite3_column_int64(s, 4),
+		};
+		*seq = ch.seq;
+		if (fn(ctx, &ch) != 0)
+			break;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+		     ? STORE_OK : store_rc_from_sqlite(c, rc, "read changes");
+	sqlite3_reset(s);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+int store_changes_head(struct store *st, int64_t *seq)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_CHANGE_HEAD);
+	if (!s)
+		goto out_put;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*seq = sqlite3_column_int64(s, 0);
+	rc = rc == SQLITE_ROW ? STORE_OK : store_rc_from_sqlite(c, rc, "change head");
+	sqlite3_reset(s);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+int store_changes_prune(struct store *st, int64_t age_ms)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_CHANGE_PRUNE);
+	if (s) {
+		sqlite3_bind_int64(s, 1, time_now_ms() - age_ms);
+		rc = stmt_exec(c, s, "prune changes");
+	}
+	conn_put(st, c);
+	return rc;
+}

@@ -1,0 +1,354 @@
+/*
+ * metric.c - metric series and their summaries.
+ *
+ * Design notes
+ *  1. Points are stored in chunks, one row per append: the text of the
+ *     values (one per line, exactly as logged), their steps, and the time.
+ *     A write of 100,000 points is one row, not 100,000, and reading a
+ *     series back is a scan of a few blobs; the NAME file is the
+ *     concatenation of the chunks' text, so serving it needs no formatting.
+ *  2. A chunk's points take sequence numbers first_seq .. first_seq + n - 1,
+ *     allocated from metric.count inside the append's transaction, so the
+ *     logging order is total even with many writers.
+ *  3. steps is NULL when every point of the chunk took the default step
+ *     (its sequence number): the common case costs no bytes.
+ *  4. Summaries (count, last, min, max, last step, text size) are updated
+ *     in the same transaction as the chunk: never a rescan.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlfs/parse.h"
+#include "mlfs/timefmt.h"
+#include "store_internal.h"
+
+void store_metric_release(struct store_metric *m)
+{
+	free(m->name_owned);
+	m->name_owned = NULL;
+	m->name = NULL;
+}
+
+static void metric_from_row(sqlite3_stmt *s, struct store_metric *m)
+{
+	m->id = sqlite3_column_int64(s, 0);
+	m->run_id = sqlite3_column_int64(s, 1);
+	m->name = (const char *)sqlite3_column_text(s, 2);
+	m->count = sqlite3_column_int64(s, 3);
+	m->last = sqlite3_column_double(s, 4);
+	m->min = sqlite3_column_double(s, 5);
+	m->max = sqlite3_column_double(s, 6);
+	m->last_step = sqlite3_column_int64(s, 7);
+	m->created_ms = sqlite3_column_int64(s, 8);
+	m->updated_ms = sqlite3_column_int64(s, 9);
+	m->text_bytes = sqlite3_column_int64(s, 10);
+	m->name_owned = NULL;
+}
+
+/* One-row metric query; copies the name so it outlives the statement. */
+static int metric_get_row(struct conn *c, sqlite3_stmt *s,
+			  struct store_metric *out)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW) {
+		metric_from_row(s, out);
+		out->name_owned = col_strdup(s, 2);
+		out->name = out->name_owned;
+		rc = out->name ? STORE_OK : STORE_NOMEM;
+	} else {
+		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
+				       : store_rc_from_sqlite(c, rc, "get metric");
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+static int metric_get_locked(struct conn *c, int64_t run_id, const char *name,
+			     struct store_metric *out)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_METRIC_GET);
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	return metric_get_row(c, s, out);
+}
+
+static int metric_insert_locked(struct conn *c, int64_t run_id,
+				const char *name, int64_t now,
+				struct store_metric *out)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_METRIC_INSERT);
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, now);
+	return metric_get_row(c, s, out);
+}
+
+/* The chunk's text and (if any point has its own step) its steps array. */
+struct chunk_build {
+	char *text;
+	size_t text_len;
+	int64_t *steps;
+};
+
+static int chunk_build(const struct metric_point *pts, size_t n,
+		       int64_t first_seq, struct chunk_build *cb)
+{
+	size_t len = 0;
+	int explicit_steps = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		len += pts[i].text_len + 1;
+		explicit_steps |= pts[i].has_step &&
+				  pts[i].step != first_seq + (int64_t)i;
+	}
+	cb->text = malloc(len ? len : 1);
+	cb->steps = explicit_steps ? malloc(n * sizeof(int64_t)) : NULL;
+	if (!cb->text || (explicit_steps && !cb->steps))
+		return STORE_NOMEM;
+	cb->text_len = 0;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(cb->text + cb->text_len, pts[i].text, pts[i].text_len);
+		cb->text_len += pts[i].text_len;
+		cb->text[cb->text_len++] = '\n';
+		if (cb->steps)
+			cb->steps[i] = pts[i].has_step ? pts[i].step
+						       : first_seq + (int64_t)i;
+	}
+	return STORE_OK;
+}
+
+static void summary_update(struct store_metric *m,
+			   const struct metric_point *pts, size_t n,
+			   const struct chunk_build *cb)
+{
+	for (size_t i = 0; i < n; i++) {
+		double v = pts[i].value;
+
+		if (m->count == 0 && i == 0) {
+			m->min = m->max = v;
+		} else {
+			m->min = fmin(m->min, v);
+			m->max = fmax(m->max, v);
+		}
+	}
+	m->last = pts[n - 1].value;
+	m->last_step = pts[n - 1].has_step ? pts[n - 1].step
+					   : m->count + (int64_t)n - 1;
+	m->count += (int64_t)n;
+	m->text_bytes += (int64_t)cb->text_len;
+}
+
+static int chunk_insert(struct conn *c, int64_t metric_id, int64_t first_seq,
+			size_t n, int64_t now, const struct chunk_build *cb)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_CHUNK_INSERT);
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, metric_id);
+	sqlite3_bind_int64(s, 2, first_seq);
+	sqlite3_bind_int64(s, 3, (int64_t)n);
+	sqlite3_bind_int64(s, 4, now);
+	sqlite3_bind_blob64(s, 5, cb->text, cb->text_len, SQLITE_STATIC);
+	if (cb->steps)
+		sqlite3_bind_blob64(s, 6, cb->steps, n * sizeof(int64_t),
+				    SQLITE_STATIC);
+	return stmt_exec(c, s, "append metric points");
+}
+
+static int metric_update(struct conn *c, const struct store_metric *m,
+			 const struct metric_point *last, int64_t now)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_METRIC_UPDATE);
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, m->id);
+	sqlite3_bind_int64(s, 2, m->count);
+	sqlite3_bind_double(s, 3, m->last);
+	sqlite3_bind_text(s, 4, last->text, (int)last->text_len, SQLITE_STATIC);
+	sqlite3_bind_double(s, 5, m->min);
+	sqlite3_bind_double(s, 6, m->max);
+	sqlite3_bind_int64(s, 7, m->last_step);
+	sqlite3_bind_int64(s, 8, now);
+	sqlite3_bind_int64(s, 9, m->text_bytes);
+	return stmt_exec(c, s, "update metric summary");
+}
+
+int store_metric_append(struct store *st, int64_t run_id, const char *name,
+			const struct metric_point *pts, size_t n, int64_t ts_ms)
+{
+	struct chunk_build cb = { 0 };
+	struct store_metric m = { 0 };
+	int64_t exp_id = 0;
+	struct conn *c;
+	int rc;
+
+	if (!name_is_valid(name, strlen(name)))
+		return STORE_INVALID;
+	if (n == 0)
+		return STORE_OK;
+	rc = conn_get(st, &c);
+	if (rc != STORE_OK)
+		return rc;
+	rc = tx_begin(c);
+	if (rc != STORE_OK)
+		goto out_put;
+	rc = run_experiment_locked(c, run_id, &exp_id);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = metric_get_locked(c, run_id, name, &m);
+	if (rc == STORE_NOT_FOUND)
+		rc = metric_insert_locked(c, run_id, name, ts_ms, &m);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = chunk_build(pts, n, m.count, &cb);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = chunk_insert(c, m.id, m.count, n, ts_ms, &cb);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	summary_update(&m, pts, n, &cb);
+	rc = metric_update(c, &m, &pts[n - 1], ts_ms);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = run_touch(c, run_id, exp_id, ts_ms);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = change_add(c, CHANGE_METRIC, exp_id, run_id, m.id, ts_ms);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = tx_commit(c);
+out_rollback:
+	tx_rollback(c);
+	free(cb.text);
+	free(cb.steps);
+	store_metric_release(&m);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+int store_metric_get(struct store *st, int64_t run_id, const char *name,
+		     struct store_metric *out)
+{
+	struct conn *c;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = metric_get_locked(c, run_id, name, out);
+	conn_put(st, c);
+	return rc;
+}
+
+int store_metric_get_by_id(struct store *st, int64_t metric_id,
+			   struct store_metric *out)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_METRIC_GET_BY_ID);
+	if (s) {
+		sqlite3_bind_int64(s, 1, metric_id);
+		rc = metric_get_row(c, s, out);
+	}
+	conn_put(st, c);
+	return rc;
+}
+
+int store_metric_list(struct store *st, int64_t run_id, store_metric_fn fn,
+		      void *ctx)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_METRIC_LIST);
+	if (!s)
+		goto out_put;
+	sqlite3_bind_int64(s, 1, run_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_metric m;
+
+		metric_from_row(s, &m);
+		if (fn(ctx, &m) != 0)
+			break;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list metrics");
+	sqlite3_reset(s);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+int store_metric_read(struct store *st, int64_t metric_id, int64_t from_seq,
+		      store_chunk_fn fn, void *ctx)
+{
+	int64_t *aligned = NULL;
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_CHUNK_READ);
+	if (!s)
+		goto out_put;
+	sqlite3_bind_int64(s, 1, metric_id);
+	sqlite3_bind_int64(s, 2, from_seq);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct metric_chunk ch = {
+			.first_seq = sqlite3_column_int64(s, 0),
+			.n = sqlite3_column_int64(s, 1),
+			.ts_ms = sqlite3_column_int64(s, 2),
+			.text = sqlite3_column_blob(s, 3),
+			.text_len = (size_t)sqlite3_column_bytes(s, 3),
+		};
+		size_t steps_len = (size_t)sqlite3_column_bytes(s, 4);
+
+		if (steps_len) {
+			/* Blob memory has no alignment promise: copy. */
+			free(aligned);
+			aligned = malloc(steps_len);
+			if (!aligned) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			memcpy(aligned, sqlite3_column_blob(s, 4), steps_len);
+			ch.steps = aligned;
+		}
+		if (steps_len && steps_len != (size_t)ch.n * sizeof(int64_t)) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		if (!ch.text)
+			ch.text = "";
+		if (fn(ctx, &ch) != 0)
+			break;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+		     ? STORE_OK : store_rc_from_sqlite(c, rc, "read metric");
+	sqlite3_reset(s);
+out_put:
+	free(aligned);
+	conn_put(st, c);
+	return rc;
+}

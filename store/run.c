@@ -1,0 +1,401 @@
+/*
+ * run.c - runs and their lifecycle.
+ *
+ * Lifecycle (statuses in Azure ML's spelling):
+ *
+ *   submitted:   Queued -> Preparing -> Running -> Finalizing -> Completed
+ *                   |          |           |           \-----> Failed
+ *                   \----------+-----------+--> CancelRequested -> Canceled
+ *   interactive: Running --(user writes status)--> Completed | Failed | Canceled
+ *
+ * Invariants
+ *  1. A run's number is taken from experiment.next_number inside the
+ *     transaction that inserts the run, so numbers are dense and never
+ *     reused within an experiment.
+ *  2. A finished run (Completed, Failed, Canceled) never changes status
+ *     again; store_run_set_status() accepts the same status as a no-op so
+ *     that scripts can repeat themselves safely.
+ *  3. Every change to a run bumps run.updated_ms and experiment.updated_ms
+ *     (run_touch) and records a CHANGE_RUN row, in the same transaction.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlfs/parse.h"
+#include "mlfs/timefmt.h"
+#include "store_internal.h"
+
+static const char *const status_names[RUN_STATUS_COUNT] = {
+	[RUN_NOT_STARTED] = "NotStarted",
+	[RUN_QUEUED] = "Queued",
+	[RUN_PREPARING] = "Preparing",
+	[RUN_RUNNING] = "Running",
+	[RUN_FINALIZING] = "Finalizing",
+	[RUN_CANCEL_REQUESTED] = "CancelRequested",
+	[RUN_COMPLETED] = "Completed",
+	[RUN_FAILED] = "Failed",
+	[RUN_CANCELED] = "Canceled",
+	[RUN_NOT_RESPONDING] = "NotResponding",
+};
+
+const char *run_status_name(enum run_status s)
+{
+	return (unsigned)s < RUN_STATUS_COUNT ? status_names[s] : "Unknown";
+}
+
+int run_status_parse(const char *s, size_t len)
+{
+	for (int i = 0; i < RUN_STATUS_COUNT; i++)
+		if (strlen(status_names[i]) == len &&
+		    memcmp(status_names[i], s, len) == 0)
+			return i;
+	return -1;
+}
+
+int run_status_is_terminal(enum run_status s)
+{
+	return s == RUN_COMPLETED || s == RUN_FAILED || s == RUN_CANCELED;
+}
+
+void store_run_release(struct store_run *r)
+{
+	free(r->name);
+	free(r->display_name);
+	free(r->compute_target);
+	free(r->error);
+	r->name = r->display_name = r->compute_target = r->error = NULL;
+}
+
+int run_from_row(sqlite3_stmt *s, struct store_run *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = sqlite3_column_int64(s, 0);
+	out->name = col_strdup(s, 1);
+	out->experiment_id = sqlite3_column_int64(s, 2);
+	out->number = sqlite3_column_int64(s, 3);
+	out->status = (enum run_status)sqlite3_column_int(s, 4);
+	out->interactive = sqlite3_column_int(s, 5);
+	out->display_name = col_strdup(s, 6);
+	out->compute_target = col_strdup(s, 7);
+	out->parent_id = col_int64_or(s, 8, 0);
+	out->created_ms = sqlite3_column_int64(s, 9);
+	out->started_ms = col_int64_or(s, 10, -1);
+	out->ended_ms = col_int64_or(s, 11, -1);
+	out->updated_ms = sqlite3_column_int64(s, 12);
+	out->has_exit_code = sqlite3_column_type(s, 13) != SQLITE_NULL;
+	out->exit_code = sqlite3_column_int(s, 13);
+	out->error = col_strdup(s, 14);
+	if (!out->name) {
+		store_run_release(out);
+		return STORE_NOMEM;
+	}
+	return STORE_OK;
+}
+
+static int run_get_row(struct conn *c, sqlite3_stmt *s, struct store_run *out)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		rc = run_from_row(s, out);
+	else if (rc == SQLITE_DONE)
+		rc = STORE_NOT_FOUND;
+	else
+		rc = store_rc_from_sqlite(c, rc, "get run");
+	sqlite3_reset(s);
+	return rc;
+}
+
+static int run_get_locked(struct conn *c, int64_t run_id, struct store_run *out)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_RUN_GET);
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, run_id);
+	return run_get_row(c, s, out);
+}
+
+int run_experiment_locked(struct conn *c, int64_t run_id, int64_t *exp_id)
+{
+	struct store_run run;
+	int rc = run_get_locked(c, run_id, &run);
+
+	if (rc == STORE_OK) {
+		*exp_id = run.experiment_id;
+		store_run_release(&run);
+	}
+	return rc;
+}
+
+int run_touch(struct conn *c, int64_t run_id, int64_t exp_id, int64_t now_ms)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_RUN_TOUCH);
+	int rc;
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_int64(s, 2, now_ms);
+	rc = stmt_exec(c, s, "touch run");
+	if (rc != STORE_OK)
+		return rc;
+	s = stmt_get(c, SQL_EXPERIMENT_TOUCH);
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, exp_id);
+	sqlite3_bind_int64(s, 2, now_ms);
+	return stmt_exec(c, s, "touch experiment");
+}
+
+/* Takes the next run number of @exp_id (and bumps experiment.updated_ms). */
+static int next_run_number(struct conn *c, int64_t exp_id, int64_t now,
+			   int64_t *number)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_EXPERIMENT_NEXT_NUMBER);
+	int rc;
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, exp_id);
+	sqlite3_bind_int64(s, 2, now);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*number = sqlite3_column_int64(s, 0);
+		rc = STORE_OK;
+	} else {
+		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
+				       : store_rc_from_sqlite(c, rc, "number run");
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+static int run_name_taken(struct conn *c, const char *name, int *taken)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_RUN_BY_NAME);
+	int rc;
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	*taken = rc == SQLITE_ROW;
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+		     ? STORE_OK : store_rc_from_sqlite(c, rc, "find run");
+	sqlite3_reset(s);
+	return rc;
+}
+
+int store_run_create_interactive(struct store *st, int64_t exp_id,
+				 const char *name, struct store_run *out)
+{
+	int64_t now = time_now_ms();
+	int64_t number = 0, run_id;
+	struct conn *c;
+	sqlite3_stmt *s;
+	int taken = 0;
+	int rc;
+
+	if (!name_is_valid(name, strlen(name)))
+		return STORE_INVALID;
+	rc = conn_get(st, &c);
+	if (rc != STORE_OK)
+		return rc;
+	rc = tx_begin(c);
+	if (rc != STORE_OK)
+		goto out_put;
+	rc = run_name_taken(c, name, &taken);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = STORE_EXISTS;
+	if (taken)
+		goto out_rollback;
+	rc = next_run_number(c, exp_id, now, &number);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_RUN_INSERT);
+	if (!s)
+		goto out_rollback;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, exp_id);
+	sqlite3_bind_int64(s, 3, number);
+	sqlite3_bind_int(s, 4, RUN_RUNNING);
+	sqlite3_bind_int(s, 5, 1);
+	sqlite3_bind_int64(s, 6, now);
+	sqlite3_bind_int64(s, 7, now);
+	rc = sqlite3_step(s);
+	run_id = sqlite3_column_int64(s, 0);
+	rc = rc == SQLITE_ROW ? STORE_OK : store_rc_from_sqlite(c, rc, "create run");
+	sqlite3_reset(s);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = change_add(c, CHANGE_RUN, exp_id, run_id, run_id, now);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	if (out) {
+		rc = run_get_locked(c, run_id, out);
+		if (rc != STORE_OK)
+			goto out_rollback;
+	}
+	rc = tx_commit(c);
+	if (rc != STORE_OK && out)
+		store_run_release(out);
+out_rollback:
+	tx_rollback(c);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+int store_run_get(struct store *st, int64_t run_id, struct store_run *out)
+{
+	struct conn *c;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = run_get_locked(c, run_id, out);
+	conn_put(st, c);
+	return rc;
+}
+
+int store_run_find(struct store *st, int64_t exp_id, const char *name,
+		   struct store_run *out)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_RUN_FIND);
+	if (s) {
+		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, exp_id);
+		rc = run_get_row(c, s, out);
+	}
+	conn_put(st, c);
+	return rc;
+}
+
+int store_run_list(struct store *st, int64_t exp_id, store_run_fn fn, void *ctx)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_RUN_LIST);
+	if (!s)
+		goto out_put;
+	sqlite3_bind_int64(s, 1, exp_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_run_entry r = {
+			.id = sqlite3_column_int64(s, 0),
+			.name = (const char *)sqlite3_column_text(s, 1),
+			.number = sqlite3_column_int64(s, 2),
+			.created_ms = sqlite3_column_int64(s, 3),
+			.updated_ms = sqlite3_column_int64(s, 4),
+		};
+		if (fn(ctx, &r) != 0)
+			break;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list runs");
+	sqlite3_reset(s);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+int store_run_latest(struct store *st, int64_t exp_id, char **name)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_RUN_LATEST);
+	if (!s)
+		goto out_put;
+	sqlite3_bind_int64(s, 1, exp_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*name = col_strdup(s, 0);
+		rc = *name ? STORE_OK : STORE_NOMEM;
+	} else {
+		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
+				       : store_rc_from_sqlite(c, rc, "latest run");
+	}
+	sqlite3_reset(s);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
+/* May a user move @run to @to? See the lifecycle at the top. */
+static int user_transition_allowed(const struct store_run *run,
+				   enum run_status to)
+{
+	if (to != RUN_COMPLETED && to != RUN_FAILED && to != RUN_CANCELED)
+		return STORE_INVALID;
+	if (run_status_is_terminal(run->status))
+		return run->status == to ? STORE_OK : STORE_DENIED;
+	if (!run->interactive)
+		return STORE_DENIED;
+	return STORE_OK;
+}
+
+int store_run_set_status(struct store *st, int64_t run_id,
+			 enum run_status status)
+{
+	struct store_run run = { 0 };
+	int64_t now = time_now_ms();
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc;
+
+	rc = conn_get(st, &c);
+	if (rc != STORE_OK)
+		return rc;
+	rc = tx_begin(c);
+	if (rc != STORE_OK)
+		goto out_put;
+	rc = run_get_locked(c, run_id, &run);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = user_transition_allowed(&run, status);
+	if (rc != STORE_OK || run.status == status)
+		goto out_rollback;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_RUN_SET_STATUS);
+	if (!s)
+		goto out_rollback;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_int(s, 2, status);
+	sqlite3_bind_int64(s, 3, now);
+	sqlite3_bind_int64(s, 4, now);
+	rc = stmt_exec(c, s, "set run status");
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = run_touch(c, run_id, run.experiment_id, now);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = change_add(c, CHANGE_RUN, run.experiment_id, run_id, run_id, now);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = tx_commit(c);
+out_rollback:
+	tx_rollback(c);
+	store_run_release(&run);
+out_put:
+	conn_put(st, c);
+	return rc;
+}

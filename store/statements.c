@@ -1,0 +1,133 @@
+/*
+ * statements.c - every SQL statement the store runs, in one table.
+ *
+ * Keeping the SQL together makes a second backend a matter of translating
+ * one file, and shows at a glance which indexes each query relies on.
+ */
+#include "store_internal.h"
+
+#define RUN_COLUMNS                                                          \
+	"id, name, experiment_id, number, status, interactive, display_name, " \
+	"compute_target, parent_id, created_ms, started_ms, ended_ms, "       \
+	"updated_ms, exit_code, error"
+
+#define METRIC_COLUMNS                                                       \
+	"id, run_id, name, count, last_value, min_value, max_value, "         \
+	"last_step, created_ms, updated_ms, text_bytes"
+
+const char *const store_sql[SQL_STMT_COUNT] = {
+	[SQL_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+	[SQL_COMMIT] = "COMMIT",
+	[SQL_ROLLBACK] = "ROLLBACK",
+	[SQL_WORKSPACE_GET] =
+		"SELECT name, uuid, created_ms FROM workspace WHERE id = 1",
+
+	[SQL_EXPERIMENT_INSERT] =
+		"INSERT INTO experiment (name, created_ms, updated_ms) "
+		"VALUES (?1, ?2, ?2)",
+	[SQL_EXPERIMENT_GET] =
+		"SELECT e.id, e.name, e.created_ms, e.updated_ms, "
+		"(SELECT count(*) FROM run r WHERE r.experiment_id = e.id) "
+		"FROM experiment e WHERE e.name = ?1",
+	[SQL_EXPERIMENT_GET_BY_ID] =
+		"SELECT e.id, e.name, e.created_ms, e.updated_ms, "
+		"(SELECT count(*) FROM run r WHERE r.experiment_id = e.id) "
+		"FROM experiment e WHERE e.id = ?1",
+	[SQL_EXPERIMENT_DELETE] = "DELETE FROM experiment WHERE id = ?1",
+	[SQL_EXPERIMENT_LIST] =
+		"SELECT e.id, e.name, e.created_ms, e.updated_ms, "
+		"(SELECT count(*) FROM run r WHERE r.experiment_id = e.id) "
+		"FROM experiment e ORDER BY e.name",
+	[SQL_EXPERIMENT_TOUCH] =
+		"UPDATE experiment SET updated_ms = ?2 WHERE id = ?1",
+	[SQL_EXPERIMENT_NEXT_NUMBER] =
+		"UPDATE experiment SET next_number = next_number + 1, "
+		"updated_ms = ?2 WHERE id = ?1 RETURNING next_number - 1",
+
+	[SQL_RUN_INSERT] =
+		"INSERT INTO run (name, experiment_id, number, status, "
+		"interactive, created_ms, started_ms, updated_ms) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6) RETURNING id",
+	[SQL_RUN_GET] = "SELECT " RUN_COLUMNS " FROM run WHERE id = ?1",
+	[SQL_RUN_FIND] = "SELECT " RUN_COLUMNS
+			 " FROM run WHERE name = ?1 AND experiment_id = ?2",
+	[SQL_RUN_LIST] =
+		"SELECT id, name, number, created_ms, updated_ms FROM run "
+		"WHERE experiment_id = ?1 ORDER BY number",
+	[SQL_RUN_LATEST] =
+		"SELECT name FROM run WHERE experiment_id = ?1 "
+		"ORDER BY number DESC LIMIT 1",
+	[SQL_RUN_SET_STATUS] =
+		"UPDATE run SET status = ?2, ended_ms = ?3, updated_ms = ?4 "
+		"WHERE id = ?1",
+	[SQL_RUN_TOUCH] = "UPDATE run SET updated_ms = ?2 WHERE id = ?1",
+	[SQL_RUN_BY_NAME] = "SELECT id FROM run WHERE name = ?1",
+	[SQL_RUNS_NEWEST_FIRST] = "SELECT " RUN_COLUMNS
+				  " FROM run WHERE experiment_id = ?1 "
+				  "ORDER BY number DESC",
+
+	[SQL_TAG_SET] =
+		"INSERT INTO tag (run_id, key, value, updated_ms) "
+		"VALUES (?1, ?2, ?3, ?4) ON CONFLICT (run_id, key) "
+		"DO UPDATE SET value = excluded.value, "
+		"updated_ms = excluded.updated_ms",
+	[SQL_TAG_DELETE] = "DELETE FROM tag WHERE run_id = ?1 AND key = ?2",
+	[SQL_TAG_GET] = "SELECT value, updated_ms FROM tag WHERE run_id = ?1 AND key = ?2",
+	[SQL_TAG_LIST] = "SELECT key, value, updated_ms FROM tag "
+			 "WHERE run_id = ?1 ORDER BY key",
+	[SQL_TAGS_OF_EXPERIMENT] =
+		"SELECT t.run_id, t.key, t.value FROM tag t "
+		"JOIN run r ON r.id = t.run_id WHERE r.experiment_id = ?1",
+
+	[SQL_PROPERTY_INSERT] =
+		"INSERT INTO property (run_id, key, value, created_ms) "
+		"VALUES (?1, ?2, ?3, ?4)",
+	[SQL_PROPERTY_GET] =
+		"SELECT value, created_ms FROM property "
+		"WHERE run_id = ?1 AND key = ?2",
+	[SQL_PROPERTY_LIST] = "SELECT key, value, created_ms FROM property "
+			      "WHERE run_id = ?1 ORDER BY key",
+
+	[SQL_METRIC_GET] = "SELECT " METRIC_COLUMNS
+			   " FROM metric WHERE run_id = ?1 AND name = ?2",
+	[SQL_METRIC_GET_BY_ID] = "SELECT " METRIC_COLUMNS
+				 " FROM metric WHERE id = ?1",
+	[SQL_METRIC_INSERT] =
+		"INSERT INTO metric (run_id, name, count, created_ms, "
+		"updated_ms, text_bytes) VALUES (?1, ?2, 0, ?3, ?3, 0) "
+		"RETURNING " METRIC_COLUMNS,
+	[SQL_METRIC_UPDATE] =
+		"UPDATE metric SET count = ?2, last_value = ?3, last_text = ?4, "
+		"min_value = ?5, max_value = ?6, last_step = ?7, "
+		"updated_ms = ?8, text_bytes = ?9 WHERE id = ?1",
+	[SQL_METRIC_LIST] = "SELECT " METRIC_COLUMNS
+			    " FROM metric WHERE run_id = ?1 ORDER BY name",
+	[SQL_METRICS_OF_EXPERIMENT] =
+		"SELECT m.run_id, m.name, m.last_text FROM metric m "
+		"JOIN run r ON r.id = m.run_id "
+		"WHERE r.experiment_id = ?1 AND m.count > 0",
+
+	[SQL_CHUNK_INSERT] =
+		"INSERT INTO metric_chunk (metric_id, first_seq, n, ts_ms, "
+		"text, steps) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[SQL_CHUNK_READ] =
+		"SELECT first_seq, n, ts_ms, text, steps FROM metric_chunk "
+		"WHERE metric_id = ?1 AND first_seq >= ?2 "
+		"ORDER BY first_seq",
+
+	[SQL_EVENT_INSERT] = "INSERT INTO event (ts_ms, line) VALUES (?1, ?2)",
+	[SQL_EVENT_PRUNE] =
+		"DELETE FROM event WHERE id <= (SELECT max(id) FROM event) - ?1",
+	[SQL_EVENT_LIST] =
+		"SELECT id, ts_ms, line FROM (SELECT id, ts_ms, line FROM event "
+		"ORDER BY id DESC LIMIT ?1) ORDER BY id",
+
+	[SQL_CHANGE_INSERT] =
+		"INSERT INTO change (ts_ms, kind, experiment_id, run_id, "
+		"object_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[SQL_CHANGE_SINCE] =
+		"SELECT seq, kind, experiment_id, run_id, object_id FROM change "
+		"WHERE seq > ?1 ORDER BY seq LIMIT 4096",
+	[SQL_CHANGE_HEAD] = "SELECT coalesce(max(seq), 0) FROM change",
+	[SQL_CHANGE_PRUNE] = "DELETE FROM change WHERE ts_ms < ?1",
+};

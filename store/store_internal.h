@@ -1,0 +1,124 @@
+/*
+ * store_internal.h - what the store/ files share and nothing outside sees:
+ * the connection pool, prepared statements, transactions, change rows.
+ */
+#ifndef MLFS_STORE_INTERNAL_H
+#define MLFS_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "mlfs/store.h"
+
+/*
+ * Every statement the store runs, prepared once per connection on first
+ * use and kept (SQLITE_PREPARE_PERSISTENT). The SQL lives beside each
+ * enumerator in store/statements.c.
+ */
+enum stmt_id {
+	SQL_BEGIN_IMMEDIATE,
+	SQL_COMMIT,
+	SQL_ROLLBACK,
+	SQL_WORKSPACE_GET,
+	SQL_EXPERIMENT_INSERT,
+	SQL_EXPERIMENT_GET,
+	SQL_EXPERIMENT_GET_BY_ID,
+	SQL_EXPERIMENT_DELETE,
+	SQL_EXPERIMENT_LIST,
+	SQL_EXPERIMENT_TOUCH,
+	SQL_EXPERIMENT_NEXT_NUMBER,
+	SQL_RUN_INSERT,
+	SQL_RUN_GET,
+	SQL_RUN_FIND,
+	SQL_RUN_LIST,
+	SQL_RUN_LATEST,
+	SQL_RUN_SET_STATUS,
+	SQL_RUN_TOUCH,
+	SQL_RUN_BY_NAME,
+	SQL_RUNS_NEWEST_FIRST,
+	SQL_TAG_SET,
+	SQL_TAG_DELETE,
+	SQL_TAG_GET,
+	SQL_TAG_LIST,
+	SQL_TAGS_OF_EXPERIMENT,
+	SQL_PROPERTY_INSERT,
+	SQL_PROPERTY_GET,
+	SQL_PROPERTY_LIST,
+	SQL_METRIC_GET,
+	SQL_METRIC_GET_BY_ID,
+	SQL_METRIC_INSERT,
+	SQL_METRIC_UPDATE,
+	SQL_METRIC_LIST,
+	SQL_METRICS_OF_EXPERIMENT,
+	SQL_CHUNK_INSERT,
+	SQL_CHUNK_READ,
+	SQL_EVENT_INSERT,
+	SQL_EVENT_PRUNE,
+	SQL_EVENT_LIST,
+	SQL_CHANGE_INSERT,
+	SQL_CHANGE_SINCE,
+	SQL_CHANGE_HEAD,
+	SQL_CHANGE_PRUNE,
+	SQL_STMT_COUNT
+};
+
+extern const char *const store_sql[SQL_STMT_COUNT];
+
+struct conn {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[SQL_STMT_COUNT];
+	struct conn *next_free;
+	int64_t event_inserts;	/* to prune events now and then */
+	int64_t busy_deadline;	/* for the busy handler */
+};
+
+struct store {
+	char *dir;
+	char *db_path;
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	struct conn *free_list;
+	int nconn;
+	int max_conn;
+};
+
+/* Borrow a connection (blocks while all max_conn are in use). */
+int conn_get(struct store *st, struct conn **out);
+void conn_put(struct store *st, struct conn *c);
+
+/* The prepared statement @id, reset and with bindings cleared; NULL on error. */
+sqlite3_stmt *stmt_get(struct conn *c, enum stmt_id id);
+
+/* Map a SQLite result code to a STORE_* code, logging unexpected ones. */
+int store_rc_from_sqlite(struct conn *c, int rc, const char *what);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK; tx_rollback is safe to call always. */
+int tx_begin(struct conn *c);
+int tx_commit(struct conn *c);
+void tx_rollback(struct conn *c);
+
+/* Runs a statement that returns no rows; STORE_OK or mapped error. */
+int stmt_exec(struct conn *c, sqlite3_stmt *s, const char *what);
+
+/* Append a change-feed row inside the current transaction. */
+int change_add(struct conn *c, enum change_kind kind, int64_t exp_id,
+	       int64_t run_id, int64_t object_id, int64_t now_ms);
+
+/* Mark the run and its experiment changed (updated_ms) inside a tx. */
+int run_touch(struct conn *c, int64_t run_id, int64_t exp_id, int64_t now_ms);
+
+/* Copy a column as a malloc'd NUL-terminated string; NULL for SQL NULL. */
+char *col_strdup(sqlite3_stmt *s, int col);
+int64_t col_int64_or(sqlite3_stmt *s, int col, int64_t dflt);
+
+/* The experiment of run @run_id; STORE_NOT_FOUND when there is no run. */
+int run_experiment_locked(struct conn *c, int64_t run_id, int64_t *exp_id);
+
+/* Fill a store_run from the columns of SQL_RUN_GET's select list. */
+int run_from_row(sqlite3_stmt *s, struct store_run *out);
+
+/* Schema: create or migrate @db to STORE_SCHEMA_VERSION or @target. */
+int schema_migrate(sqlite3 *db, int target, char *err, size_t errlen);
+int schema_version(sqlite3 *db, int *version);
+
+#endif

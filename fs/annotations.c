@@ -186,15 +186,18 @@ static int annotation_write(struct fs_ctx *ctx, struct fs_handle *h,
 	return rc < 0 ? rc : (int)len;
 }
 
-/* touch, or "> file" with nothing written: the key with an empty value. */
-static int annotation_flush(struct fs_ctx *ctx, struct fs_handle *h)
+/*
+ * touch, or "> file" with nothing written: the key with an empty value.
+ * At release, not flush: a shell's "echo v > f" closes a dup of the file
+ * (a flush) before it writes.
+ */
+static void annotation_release(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	if (h->wrote || !(h->created || h->truncated))
-		return 0;
+		return;
 	if (!(h->flags & (O_WRONLY | O_RDWR)))
-		return 0;
-	h->wrote = 1;	/* once per open, however many times it is closed */
-	return annotation_store(ctx, h, "", 0);
+		return;
+	annotation_store(ctx, h, "", 0);
 }
 
 static int annotation_truncate(struct fs_ctx *ctx, struct fs_node *node,
@@ -226,7 +229,7 @@ static const struct fs_kind kind_tag = {
 	.dep = DEP_RUN,
 	.render = annotation_render,
 	.write = annotation_write,
-	.flush = annotation_flush,
+	.release = annotation_release,
 	.truncate = annotation_truncate,
 };
 
@@ -236,7 +239,7 @@ static const struct fs_kind kind_property = {
 	.dep = DEP_RUN,
 	.render = annotation_render,
 	.write = annotation_write,
-	.flush = annotation_flush,
+	.release = annotation_release,
 	.truncate = annotation_truncate,
 };
 

@@ -149,7 +149,10 @@ struct fs_kind {
 	/* Writable files: act on the bytes written so far (see handle). */
 	int (*write)(struct fs_ctx *ctx, struct fs_handle *h, const char *buf,
 		     size_t len, off_t off);
+	/* flush runs at every close of a descriptor (dup'd ones too). */
 	int (*flush)(struct fs_ctx *ctx, struct fs_handle *h);
+	/* release runs once, when the last descriptor of an open is gone. */
+	void (*release)(struct fs_ctx *ctx, struct fs_handle *h);
 	int (*truncate)(struct fs_ctx *ctx, struct fs_node *node, off_t size);
 	/* Kinds whose content only ever grows: keep the kernel's pages. */
 	int append_only;

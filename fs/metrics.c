@@ -435,6 +435,7 @@ static int values_write(struct fs_ctx *ctx, struct fs_handle *h,
 	return h->buf.err ? h->buf.err : (int)len;
 }
 
+/* A last line without its newline: logged at close (and at release). */
 static int values_flush(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	int rc;
@@ -446,6 +447,11 @@ static int values_flush(struct fs_ctx *ctx, struct fs_handle *h)
 			: log_lines(ctx, h->node, h->buf.buf, h->buf.len);
 	strbuf_reset(&h->buf);
 	return rc;
+}
+
+static void values_release(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	values_flush(ctx, h);
 }
 
 static int values_truncate(struct fs_ctx *ctx, struct fs_node *node,
@@ -477,6 +483,7 @@ static const struct fs_kind kind_metric_values = {
 	.render = values_render,
 	.write = values_write,
 	.flush = values_flush,
+	.release = values_release,
 	.truncate = values_truncate,
 	.append_only = 1,
 };

@@ -549,9 +549,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	const struct fs_kind *k = h->node->id.kind;
 
 	(void)ino;
-	/* flush ran at close; this catches what it could not (e.g. a crash). */
-	if (k->flush)
-		k->flush(ctx_of(req), h);
+	if (k->release)
+		k->release(ctx_of(req), h);
 	handle_free(ctx_of(req), h);
 	fuse_reply_err(req, 0);
 }

@@ -216,7 +216,8 @@ static int runs_csv_render(struct fs_ctx *ctx, struct fs_node *node,
 	runs_csv_header(s.sb, &t);
 	for (size_t i = 0; i < t.nrows && sink_spill(&s) == 0; i++)
 		runs_csv_row(s.sb, &t, &t.rows[i]);
-	c->mtime_ms = e.updated_ms;
+	c->mtime_ms = e.updated_ms > t.metrics_updated_ms ? e.updated_ms
+							  : t.metrics_updated_ms;
 	store_runs_table_release(&t);
 	store_experiment_release(&e);
 	return sink_end(&s);

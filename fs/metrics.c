@@ -7,8 +7,8 @@
  *  complete lines are validated first and stored in one transaction before
  *  write() returns, so a write either logs all its lines or none (EINVAL).
  *  A line split across writes (buffered writers cut anywhere) waits in the
- *  open file's handle for its newline; at close, an unterminated last line
- *  is logged as if it had one. Blank lines are skipped.
+ *  open file's handle for its newline; an unterminated last line is logged
+ *  as if it had one when the file is released. Blank lines are skipped.
  *
  * Reading
  *  NAME and NAME.csv only ever grow, so they are rendered incrementally:
@@ -363,12 +363,33 @@ static int parse_lines(const char *text, size_t len, struct parsed *out,
 	return 0;
 }
 
+/* The metric's id, creating it at the first point of a file just made. */
+static int metric_id_for_write(struct fs_ctx *ctx, struct fs_node *n,
+			       int64_t *id)
+{
+	int rc;
+
+	if (n->id.obj_id) {
+		*id = n->id.obj_id;
+		return 0;
+	}
+	rc = store_metric_ensure(ctx->st, n->id.run_id, n->name, id);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "write", n, NULL, fs_errno(rc),
+				 "cannot create metric '%s': %s", n->name,
+				 store_strerror(rc));
+	node_set_obj_id(ctx, n, *id);
+	version_bump(ctx, DEP_RUN, n->id.run_id);	/* a new name in metrics/ */
+	return 0;
+}
+
 /* Logs the complete lines in @text; refusals name the file and the line. */
 static int log_lines(struct fs_ctx *ctx, struct fs_node *n, const char *text,
 		     size_t len)
 {
 	struct parsed pp = { 0 };
 	size_t bad_line = 0, bad_off = 0;
+	int64_t metric_id = 0;
 	int rc;
 
 	rc = parse_lines(text, len, &pp, &bad_line, &bad_off);
@@ -385,21 +406,23 @@ static int log_lines(struct fs_ctx *ctx, struct fs_node *n, const char *text,
 	}
 	if (rc < 0)
 		return rc;
-	rc = store_metric_append(ctx->st, n->id.run_id, n->name, pp.pts, pp.n,
+	if (pp.n == 0)
+		goto out_free;	/* blank lines only */
+	rc = metric_id_for_write(ctx, n, &metric_id);
+	if (rc < 0)
+		goto out_free;
+	rc = store_metric_append(ctx->st, metric_id, pp.pts, pp.n,
 				 time_now_ms());
-	free(pp.pts);
-	if (rc != STORE_OK)
-		return fs_refuse(ctx, "write", n, NULL, fs_errno(rc),
-				 "cannot log metric points: %s",
-				 store_strerror(rc));
-	if (!n->id.obj_id) {
-		struct store_metric m = { 0 };
-
-		if (node_metric(ctx, n, &m) == STORE_OK)
-			store_metric_release(&m);
+	if (rc != STORE_OK) {
+		rc = fs_refuse(ctx, "write", n, NULL, fs_errno(rc),
+			       "cannot log metric points: %s",
+			       store_strerror(rc));
+		goto out_free;
 	}
 	bump_metric(ctx, n);
-	return 0;
+out_free:
+	free(pp.pts);
+	return rc;
 }
 
 static int values_write(struct fs_ctx *ctx, struct fs_handle *h,
@@ -435,23 +458,20 @@ static int values_write(struct fs_ctx *ctx, struct fs_handle *h,
 	return h->buf.err ? h->buf.err : (int)len;
 }
 
-/* A last line without its newline: logged at close (and at release). */
-static int values_flush(struct fs_ctx *ctx, struct fs_handle *h)
-{
-	int rc;
-
-	if (!h->buf.len)
-		return 0;
-	strbuf_addch(&h->buf, '\n');
-	rc = h->buf.err ? h->buf.err
-			: log_lines(ctx, h->node, h->buf.buf, h->buf.len);
-	strbuf_reset(&h->buf);
-	return rc;
-}
-
+/*
+ * A last line without its newline is logged when the file is released,
+ * right after its last close. Not at flush: a FLUSH round trip at every
+ * close would double the cost of "echo V >> NAME", and a shell closes a
+ * dup of the file before it writes.
+ */
 static void values_release(struct fs_ctx *ctx, struct fs_handle *h)
 {
-	values_flush(ctx, h);
+	if (!h->buf.len)
+		return;
+	strbuf_addch(&h->buf, '\n');
+	if (!h->buf.err)
+		log_lines(ctx, h->node, h->buf.buf, h->buf.len);
+	strbuf_reset(&h->buf);
 }
 
 static int values_truncate(struct fs_ctx *ctx, struct fs_node *node,
@@ -482,7 +502,6 @@ static const struct fs_kind kind_metric_values = {
 	.dep = DEP_METRIC,
 	.render = values_render,
 	.write = values_write,
-	.flush = values_flush,
 	.release = values_release,
 	.truncate = values_truncate,
 	.append_only = 1,

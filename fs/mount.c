@@ -73,7 +73,10 @@ int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
 		goto out_signals;
 	if (fuse_daemonize(opt->foreground) != 0)
 		goto out_unmount;
-	/* After daemonizing: a thread would not survive the fork. */
+	/* After daemonizing: neither a thread nor a flock'd journal belongs
+	 * to the parent that exits. */
+	if (store_journal_start(ctx.st) != STORE_OK)
+		goto out_unmount;
 	if (watcher_start(&ctx) < 0)
 		goto out_unmount;
 	if (opt->single_thread) {

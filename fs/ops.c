@@ -370,6 +370,28 @@ static void handle_free(struct fs_ctx *ctx, struct fs_handle *h)
 }
 
 /*
+ * A reader may keep the kernel's cached pages of @n: content that only
+ * grows keeps them (they are a prefix of the new bytes), other content
+ * only if it is the version the kernel was last given. Writers never read
+ * through the cache (direct_io), so they skip this and its rendering.
+ */
+static int open_decide_cache(struct fs_ctx *ctx, struct fs_node *n,
+			     struct fuse_file_info *fi)
+{
+	int rc;
+
+	pthread_mutex_lock(&n->lock);
+	rc = node_refresh(ctx, n);
+	if (rc == 0) {
+		fi->keep_cache = n->id.kind->append_only ||
+				 n->content.kernel_ver == n->content.ver;
+		n->content.kernel_ver = n->content.ver;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return rc;
+}
+
+/*
  * Checks an open of @n with @fi->flags and makes its handle; the node
  * reference passes to the handle. 0 or -errno.
  */
@@ -391,21 +413,11 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 		if (rc < 0)
 			return rc;
 	}
-	pthread_mutex_lock(&n->lock);
-	rc = node_refresh(ctx, n);
-	if (rc == 0) {
-		/*
-		 * Content that only grows keeps the kernel's pages: they are a
-		 * prefix of the new bytes. Other content keeps them only if
-		 * it is the version the kernel was last given.
-		 */
-		fi->keep_cache = k->append_only ||
-				 n->content.kernel_ver == n->content.ver;
-		n->content.kernel_ver = n->content.ver;
+	if ((fi->flags & O_ACCMODE) != O_WRONLY) {
+		rc = open_decide_cache(ctx, n, fi);
+		if (rc < 0)
+			return rc;
 	}
-	pthread_mutex_unlock(&n->lock);
-	if (rc < 0)
-		return rc;
 	h = handle_new(n, fi->flags);
 	if (!h)
 		return -ENOMEM;
@@ -413,6 +425,8 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 	h->truncated = writable && (fi->flags & O_TRUNC);
 	/* Writers bypass the page cache: we store what they mean, not bytes. */
 	fi->direct_io = writable;
+	/* No FLUSH round trip at every close unless the kind acts on it. */
+	fi->noflush = !k->flush;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	return 0;
 }

@@ -332,12 +332,16 @@ static int status_truncate(struct fs_ctx *ctx, struct fs_node *node, off_t size)
 
 struct metrics_json {
 	struct jsonw *w;
+	int64_t newest_ms;
 };
 
 static int metric_summary(void *arg, const struct store_metric *m)
 {
-	struct jsonw *w = arg;
+	struct metrics_json *mj = arg;
+	struct jsonw *w = mj->w;
 
+	if (m->updated_ms > mj->newest_ms)
+		mj->newest_ms = m->updated_ms;
 	jsonw_key(w, m->name);
 	jsonw_object_begin(w);
 	jsonw_key(w, "last");
@@ -370,6 +374,7 @@ static int metrics_json_render(struct fs_ctx *ctx, struct fs_node *node,
 {
 	struct store_run r = { 0 };
 	struct jsonw w;
+	struct metrics_json mj = { &w, 0 };
 	struct sink s;
 	int rc = store_run_get(ctx->st, node->id.run_id, &r);
 
@@ -378,9 +383,10 @@ static int metrics_json_render(struct fs_ctx *ctx, struct fs_node *node,
 	sink_begin(&s, ctx, c, 0);
 	jsonw_init(&w, s.sb, 1);
 	jsonw_object_begin(&w);
-	rc = store_metric_list(ctx->st, node->id.run_id, metric_summary, &w);
+	mj.newest_ms = r.created_ms;
+	rc = store_metric_list(ctx->st, node->id.run_id, metric_summary, &mj);
 	jsonw_object_end(&w);
-	c->mtime_ms = r.updated_ms;
+	c->mtime_ms = mj.newest_ms;
 	store_run_release(&r);
 	if (rc != STORE_OK) {
 		content_release(c);

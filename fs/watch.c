@@ -1,7 +1,8 @@
 /*
  * watch.c - the watcher thread: follows the store's change feed, so that
  * changes made by other processes (run supervisors, another mount) make
- * this mount's cached content stale within WATCH_INTERVAL_MS.
+ * this mount's cached content stale within WATCH_INTERVAL_MS; and the
+ * keeper of the write-ahead log, checkpointed here off the write path.
  */
 #include <stdio.h>
 #include <time.h>
@@ -10,8 +11,9 @@
 #include "mlfs/timefmt.h"
 
 #define WATCH_INTERVAL_MS 100
-#define CHANGES_KEEP_MS (10 * 60 * 1000)
+#define CHANGES_KEEP 100000
 #define PRUNE_EVERY_MS (60 * 1000)
+#define CHECKPOINT_EVERY_MS 1000
 
 static int on_change(void *arg, const struct store_change *ch)
 {
@@ -24,6 +26,7 @@ static void *watch_loop(void *arg)
 	struct fs_ctx *ctx = arg;
 	struct timespec pause = { 0, WATCH_INTERVAL_MS * 1000000L };
 	int64_t last_prune = time_now_ms();
+	int64_t last_checkpoint = last_prune;
 
 	while (!ctx->stopping) {
 		int rc = store_changes_since(ctx->st, &ctx->change_seq,
@@ -32,9 +35,15 @@ static void *watch_loop(void *arg)
 		if (rc != STORE_OK)
 			fprintf(stderr, "mlfs: cannot read changes: %s\n",
 				store_strerror(rc));
+		/* Other processes read the database: keep it current. */
+		store_journal_drain(ctx->st);
 		if (time_now_ms() - last_prune > PRUNE_EVERY_MS) {
-			store_changes_prune(ctx->st, CHANGES_KEEP_MS);
+			store_changes_prune(ctx->st, CHANGES_KEEP);
 			last_prune = time_now_ms();
+		}
+		if (time_now_ms() - last_checkpoint > CHECKPOINT_EVERY_MS) {
+			store_checkpoint(ctx->st);
+			last_checkpoint = time_now_ms();
 		}
 		nanosleep(&pause, NULL);
 	}

@@ -33,7 +33,9 @@
 
 #define POOL_MAX 8
 
-static const char *const workspace_subdirs[] = { "runs", "blobs", "cache" };
+static const char *const workspace_subdirs[] = {
+	"runs", "blobs", "cache", "journal",
+};
 
 const char *store_strerror(int rc)
 {
@@ -171,6 +173,10 @@ int conn_get(struct store *st, struct conn **out)
 			pthread_mutex_unlock(&st->lock);
 			return rc;
 		}
+	}
+	if (st->checkpointing && !c->autocheckpoint_off) {
+		sqlite3_wal_autocheckpoint(c->db, 0);
+		c->autocheckpoint_off = 1;
 	}
 	*out = c;
 	return STORE_OK;
@@ -439,6 +445,11 @@ int store_open(const char *dir, int flags, struct store **out, char *err,
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->freed, NULL);
 	st->max_conn = POOL_MAX;
+	rc = journal_recover(st, err, errlen);
+	if (rc != STORE_OK) {
+		store_close(st);
+		return rc;
+	}
 	*out = st;
 	return STORE_OK;
 
@@ -455,6 +466,7 @@ void store_close(struct store *st)
 
 	if (!st)
 		return;
+	journal_close(st);
 	for (c = st->free_list; c; c = next) {
 		next = c->next_free;
 		conn_close(c);
@@ -522,6 +534,21 @@ void store_workspace_release(struct store_workspace *ws)
 	free(ws->name);
 	free(ws->uuid);
 	ws->name = ws->uuid = NULL;
+}
+
+int store_checkpoint(struct store *st)
+{
+	struct conn *c;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	st->checkpointing = 1;	/* from now on, here and not on commit */
+	rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+				       NULL, NULL);
+	rc = rc == SQLITE_OK ? STORE_OK : store_rc_from_sqlite(c, rc, "checkpoint");
+	conn_put(st, c);
+	return rc;
 }
 
 int store_integrity_check(struct store *st)

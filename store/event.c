@@ -154,7 +154,7 @@ out_put:
 	return rc;
 }
 
-int store_changes_prune(struct store *st, int64_t age_ms)
+int store_changes_prune(struct store *st, int64_t keep)
 {
 	struct conn *c;
 	sqlite3_stmt *s;
@@ -165,7 +165,7 @@ int store_changes_prune(struct store *st, int64_t age_ms)
 	rc = STORE_IO;
 	s = stmt_get(c, SQL_CHANGE_PRUNE);
 	if (s) {
-		sqlite3_bind_int64(s, 1, time_now_ms() - age_ms);
+		sqlite3_bind_int64(s, 1, keep);
 		rc = stmt_exec(c, s, "prune changes");
 	}
 	conn_put(st, c);

@@ -54,9 +54,12 @@ static void cells_release(struct cells *cs)
 	free(cs->v);
 }
 
-/* (run_id, key, value) rows of @id for experiment @exp_id. */
+/*
+ * (run_id, key, value) rows of @id for experiment @exp_id; a fourth
+ * column, when the query has one, is a time whose maximum goes to @newest.
+ */
 static int cells_load(struct conn *c, enum stmt_id id, int64_t exp_id,
-		      struct cells *out)
+		      struct cells *out, int64_t *newest)
 {
 	sqlite3_stmt *s = stmt_get(c, id);
 	int rc;
@@ -69,6 +72,8 @@ static int cells_load(struct conn *c, enum stmt_id id, int64_t exp_id,
 				     (const char *)sqlite3_column_text(s, 1),
 				     sqlite3_column_blob(s, 2),
 				     (size_t)sqlite3_column_bytes(s, 2));
+		if (newest && sqlite3_column_int64(s, 3) > *newest)
+			*newest = sqlite3_column_int64(s, 3);
 		if (err != STORE_OK) {
 			sqlite3_reset(s);
 			return err;
@@ -217,8 +222,10 @@ int store_runs_table(struct store *st, int64_t exp_id, struct runs_table *out)
 	struct cells tags = { 0 }, metrics = { 0 };
 	struct runs_table t = { 0 };
 	struct conn *c;
-	int rc = conn_get(st, &c);
+	int rc = journal_drain_pending(st);
 
+	if (rc == STORE_OK)
+		rc = conn_get(st, &c);
 	if (rc != STORE_OK)
 		return rc;
 	/* One read transaction: the three queries see the same snapshot. */
@@ -228,9 +235,10 @@ int store_runs_table(struct store *st, int64_t exp_id, struct runs_table *out)
 		goto out_put;
 	rc = rows_load(c, exp_id, &t);
 	if (rc == STORE_OK)
-		rc = cells_load(c, SQL_TAGS_OF_EXPERIMENT, exp_id, &tags);
+		rc = cells_load(c, SQL_TAGS_OF_EXPERIMENT, exp_id, &tags, NULL);
 	if (rc == STORE_OK)
-		rc = cells_load(c, SQL_METRICS_OF_EXPERIMENT, exp_id, &metrics);
+		rc = cells_load(c, SQL_METRICS_OF_EXPERIMENT, exp_id, &metrics,
+				&t.metrics_updated_ms);
 	sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
 	if (rc == STORE_OK)
 		rc = distinct_keys(&tags, &t.tag_keys, &t.ntag_keys);

@@ -87,7 +87,10 @@ static const char *const migrations[] = {
 	"  experiment_id INTEGER,"
 	"  run_id INTEGER,"
 	"  object_id INTEGER);"
-	"CREATE INDEX change_ts ON change (ts_ms);",
+	/* How far each metric journal file has been merged (journal.c). */
+	"CREATE TABLE journal ("
+	"  name TEXT PRIMARY KEY,"
+	"  merged INTEGER NOT NULL);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==

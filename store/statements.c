@@ -103,7 +103,7 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 	[SQL_METRIC_LIST] = "SELECT " METRIC_COLUMNS
 			    " FROM metric WHERE run_id = ?1 ORDER BY name",
 	[SQL_METRICS_OF_EXPERIMENT] =
-		"SELECT m.run_id, m.name, m.last_text FROM metric m "
+		"SELECT m.run_id, m.name, m.last_text, m.updated_ms FROM metric m "
 		"JOIN run r ON r.id = m.run_id "
 		"WHERE r.experiment_id = ?1 AND m.count > 0",
 
@@ -128,6 +128,12 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 	[SQL_CHANGE_SINCE] =
 		"SELECT seq, kind, experiment_id, run_id, object_id FROM change "
 		"WHERE seq > ?1 ORDER BY seq LIMIT 4096",
+	[SQL_JOURNAL_GET] = "SELECT merged FROM journal WHERE name = ?1",
+	[SQL_JOURNAL_SET] =
+		"INSERT INTO journal (name, merged) VALUES (?1, ?2) "
+		"ON CONFLICT (name) DO UPDATE SET merged = excluded.merged",
+	[SQL_JOURNAL_DELETE] = "DELETE FROM journal WHERE name = ?1",
 	[SQL_CHANGE_HEAD] = "SELECT coalesce(max(seq), 0) FROM change",
-	[SQL_CHANGE_PRUNE] = "DELETE FROM change WHERE ts_ms < ?1",
+	[SQL_CHANGE_PRUNE] =
+		"DELETE FROM change WHERE seq <= (SELECT max(seq) FROM change) - ?1",
 };

@@ -59,6 +59,9 @@ enum stmt_id {
 	SQL_CHANGE_SINCE,
 	SQL_CHANGE_HEAD,
 	SQL_CHANGE_PRUNE,
+	SQL_JOURNAL_GET,
+	SQL_JOURNAL_SET,
+	SQL_JOURNAL_DELETE,
 	SQL_STMT_COUNT
 };
 
@@ -70,6 +73,7 @@ struct conn {
 	struct conn *next_free;
 	int64_t event_inserts;	/* to prune events now and then */
 	int64_t busy_deadline;	/* for the busy handler */
+	int autocheckpoint_off;
 };
 
 struct store {
@@ -80,6 +84,8 @@ struct store {
 	struct conn *free_list;
 	int nconn;
 	int max_conn;
+	int checkpointing;	/* store_checkpoint() is called: no autocheckpoint */
+	struct journal *journal;	/* NULL unless store_journal_start() */
 };
 
 /* Borrow a connection (blocks while all max_conn are in use). */
@@ -116,6 +122,20 @@ int run_experiment_locked(struct conn *c, int64_t run_id, int64_t *exp_id);
 
 /* Fill a store_run from the columns of SQL_RUN_GET's select list. */
 int run_from_row(sqlite3_stmt *s, struct store_run *out);
+
+/* metric.c: append inside the caller's transaction. */
+int metric_append_locked(struct conn *c, int64_t metric_id,
+			 const struct metric_point *pts, size_t n, int64_t ts_ms);
+
+/* journal.c */
+struct journal;
+int journal_append(struct store *st, int64_t metric_id,
+		   const struct metric_point *pts, size_t n, int64_t ts_ms);
+/* Drains if anything is pending; cheap when nothing is. */
+int journal_drain_pending(struct store *st);
+/* Merges and removes journals that no live process holds. */
+int journal_recover(struct store *st, char *err, size_t errlen);
+void journal_close(struct store *st);
 
 /* Schema: create or migrate @db to STORE_SCHEMA_VERSION or @target. */
 int schema_migrate(sqlite3 *db, int target, char *err, size_t errlen);

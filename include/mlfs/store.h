@@ -267,13 +267,25 @@ struct store_metric {
 void store_metric_release(struct store_metric *m);
 
 /*
- * store_metric_append - log @n points to metric @name of run @run_id at
- * time @ts_ms, creating the metric on its first point. All points are
- * stored in one transaction, or none. STORE_INVALID for a bad name.
+ * store_metric_ensure - the id of metric @name of run @run_id in
+ * *metric_id, creating the metric (with no points) if needed.
+ * STORE_INVALID for a bad name, STORE_NOT_FOUND for a missing run.
  */
-int store_metric_append(struct store *st, int64_t run_id, const char *name,
+int store_metric_ensure(struct store *st, int64_t run_id, const char *name,
+			int64_t *metric_id);
+
+/*
+ * store_metric_append - log @n points to metric @metric_id at time @ts_ms:
+ * all of them or none. Durable against a crash of this process once it
+ * returns STORE_OK. With a journal (store_journal_start) this is one
+ * write(2) to the journal; the points reach the database at the next
+ * drain, and every store call that reads metrics drains first, so a read
+ * always sees every append that returned.
+ */
+int store_metric_append(struct store *st, int64_t metric_id,
 			const struct metric_point *pts, size_t n,
 			int64_t ts_ms);
+
 int store_metric_get(struct store *st, int64_t run_id, const char *name,
 		     struct store_metric *out);
 int store_metric_get_by_id(struct store *st, int64_t metric_id,
@@ -309,6 +321,7 @@ struct runs_table_row {
 	char **metric_last;	/* [nmetric_names], last value text or NULL */
 };
 struct runs_table {
+	int64_t metrics_updated_ms;	/* newest metric change, or 0 */
 	size_t nrows;
 	struct runs_table_row *rows;	/* newest run first */
 	size_t ntag_keys;
@@ -360,8 +373,29 @@ typedef int (*store_change_fn)(void *ctx, const struct store_change *c);
 int store_changes_since(struct store *st, int64_t *seq, store_change_fn fn,
 			void *ctx);
 int store_changes_head(struct store *st, int64_t *seq);
-/* Drops change rows older than @age_ms. */
-int store_changes_prune(struct store *st, int64_t age_ms);
+/* Keeps the newest @keep change rows and drops the rest. */
+int store_changes_prune(struct store *st, int64_t keep);
+
+/*
+ * store_checkpoint - copy the write-ahead log into the database without
+ * blocking readers or writers (a passive checkpoint). The connections of
+ * a process that calls this regularly do not checkpoint on commit, which
+ * keeps an fsync off the path of every thousandth write.
+ */
+int store_checkpoint(struct store *st);
+
+/* ---- the metric journal ---------------------------------------------- */
+
+/*
+ * store_journal_start - route this process's metric appends through an
+ * append-only journal file in WORKSPACE/journal/ (see store/journal.c).
+ * For the one long-lived process that takes many small appends: the mount.
+ * store_close() drains and removes it. Journals left by a process that
+ * died are merged by the next store_open() of the workspace.
+ */
+int store_journal_start(struct store *st);
+/* Merge every journaled append into the database now. */
+int store_journal_drain(struct store *st);
 
 /* PRAGMA integrity_check; STORE_OK when it says "ok". */
 int store_integrity_check(struct store *st);

@@ -151,6 +151,7 @@ int conn_get(struct store *st, struct conn **out)
 	struct conn *c = NULL;
 	int rc = STORE_OK;
 	int open_new = 0;
+	int checkpointing;
 
 	pthread_mutex_lock(&st->lock);
 	while (!st->free_list && st->nconn >= st->max_conn)
@@ -174,7 +175,10 @@ int conn_get(struct store *st, struct conn **out)
 			return rc;
 		}
 	}
-	if (st->checkpointing && !c->autocheckpoint_off) {
+	pthread_mutex_lock(&st->lock);
+	checkpointing = st->checkpointing;
+	pthread_mutex_unlock(&st->lock);
+	if (checkpointing && !c->autocheckpoint_off) {
 		sqlite3_wal_autocheckpoint(c->db, 0);
 		c->autocheckpoint_off = 1;
 	}
@@ -543,7 +547,9 @@ int store_checkpoint(struct store *st)
 
 	if (rc != STORE_OK)
 		return rc;
+	pthread_mutex_lock(&st->lock);
 	st->checkpointing = 1;	/* from now on, here and not on commit */
+	pthread_mutex_unlock(&st->lock);
 	rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
 				       NULL, NULL);
 	rc = rc == SQLITE_OK ? STORE_OK : store_rc_from_sqlite(c, rc, "checkpoint");

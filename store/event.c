@@ -8,8 +8,6 @@
 #include "mlfs/timefmt.h"
 #include "store_internal.h"
 
-#define EVENT_PRUNE_EVERY 256
-
 static int event_prune(struct conn *c)
 {
 	sqlite3_stmt *s = stmt_get(c, SQL_EVENT_PRUNE);
@@ -49,11 +47,10 @@ int store_event_add(struct store *st, const char *line)
 	rc = stmt_exec(c, s, "add event");
 	if (rc != STORE_OK)
 		goto out_rollback;
-	if (++c->event_inserts % EVENT_PRUNE_EVERY == 0) {
-		rc = event_prune(c);
-		if (rc != STORE_OK)
-			goto out_rollback;
-	}
+	/* A range delete on the rowid: cheap enough to do every time. */
+	rc = event_prune(c);
+	if (rc != STORE_OK)
+		goto out_rollback;
 	rc = change_add(c, CHANGE_EVENTS, 0, 0, 0, now);
 	if (rc != STORE_OK)
 		goto out_rollback;
@@ -165,7 +162,8 @@ int store_changes_prune(struct store *st, int64_t keep)
 	rc = STORE_IO;
 	s = stmt_get(c, SQL_CHANGE_PRUNE);
 	if (s) {
-		sqlite3_bind_int64(s, 1, keep);
+		/* The newest row always stays: seq must never go back. */
+		sqlite3_bind_int64(s, 1, keep > 0 ? keep : 1);
 		rc = stmt_exec(c, s, "prune changes");
 	}
 	conn_put(st, c);

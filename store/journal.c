@@ -313,12 +313,19 @@ static int merge_range(struct store *st, int fd, const char *name,
 		if (rc != STORE_OK)
 			break;
 		if (*merged == before && !bad) {
-			/* One record larger than the buffer: read it whole. */
+			/*
+			 * No whole record in the batch: either one larger than
+			 * the buffer (read it whole) or a torn tail.
+			 */
 			struct record_head head;
 			char *bigger;
 
-			memcpy(&head, buf, sizeof(head));
-			if (head.len > end - *merged || head.len > (1ULL << 32)) {
+			if ((size_t)got >= sizeof(head))
+				memcpy(&head, buf, sizeof(head));
+			if ((size_t)got < sizeof(head) ||
+			    head.magic != JOURNAL_MAGIC ||
+			    head.len > end - *merged - sizeof(head) ||
+			    sizeof(head) + head.len <= cap) {
 				bad = 1;
 				rc = tolerant ? STORE_OK : STORE_CORRUPT;
 				break;
@@ -426,6 +433,8 @@ static int recover_one(struct store *st, const char *dir, const char *name)
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
 		goto out_close;	/* alive: its owner merges it */
 	rc = fstat(fd, &sb) < 0 ? STORE_IO : STORE_OK;
+	if (rc == STORE_OK && sb.st_nlink == 0)
+		goto out_close;	/* merged and removed while we waited */
 	if (rc == STORE_OK)
 		rc = journal_merged_get(st, name, &merged);
 	if (rc == STORE_OK)

@@ -71,7 +71,6 @@ struct conn {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[SQL_STMT_COUNT];
 	struct conn *next_free;
-	int64_t event_inserts;	/* to prune events now and then */
 	int64_t busy_deadline;	/* for the busy handler */
 	int autocheckpoint_off;
 };

@@ -280,7 +280,9 @@ int store_metric_ensure(struct store *st, int64_t run_id, const char *name,
  * returns STORE_OK. With a journal (store_journal_start) this is one
  * write(2) to the journal; the points reach the database at the next
  * drain, and every store call that reads metrics drains first, so a read
- * always sees every append that returned.
+ * always sees every append that returned. @metric_id must come from
+ * store_metric_ensure() or a read: with a journal an unknown id is only
+ * found (and its points dropped, with a message on stderr) at the drain.
  */
 int store_metric_append(struct store *st, int64_t metric_id,
 			const struct metric_point *pts, size_t n,
@@ -298,7 +300,8 @@ int store_metric_list(struct store *st, int64_t run_id, store_metric_fn fn,
 /*
  * Points come back in chunks, as they were appended: @text holds the
  * values one per line ("0.5\n0.25\n"); @steps[i] is the step of point
- * first_seq + i; @ts_ms is when the chunk was logged.
+ * first_seq + i, and @steps is NULL when every point of the chunk has its
+ * default step (its index: first_seq + i); @ts_ms is when it was logged.
  */
 struct metric_chunk {
 	int64_t first_seq;	/* 0-based index of the first point */
@@ -366,14 +369,14 @@ struct store_change {
 };
 typedef int (*store_change_fn)(void *ctx, const struct store_change *c);
 /*
- * store_changes_since - call @fn for each change after *seq in order and
- * advance *seq. A caller that starts with *seq = 0 should first call
+ * store_changes_since - call @fn for each change after *seq in order (at
+ * most 4096 per call: call again while it advances) and advance *seq. A caller that starts with *seq = 0 should first call
  * store_changes_head() to skip history.
  */
 int store_changes_since(struct store *st, int64_t *seq, store_change_fn fn,
 			void *ctx);
 int store_changes_head(struct store *st, int64_t *seq);
-/* Keeps the newest @keep change rows and drops the rest. */
+/* Keeps the newest @keep (at least 1) change rows and drops the rest. */
 int store_changes_prune(struct store *st, int64_t keep);
 
 /*

@@ -184,7 +184,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!dir)
 		return;
 	if (resolve_child(ctx, dir, name, &id) == 0) {
-		rc = -EEXIST;
+		rc = fs_refuse(ctx, "mkdir", dir, name, EEXIST,
+			       "'%s' already exists", name);
 		goto out_reply_err;
 	}
 	if (!dir->id.kind->mkdir) {
@@ -227,7 +228,9 @@ static void remove_child(fuse_req_t req, fuse_ino_t parent, const char *name,
 		goto out_reply;
 	remove = is_dir ? dir->id.kind->rmdir : dir->id.kind->unlink;
 	if (is_dir != !!S_ISDIR(id.kind->mode))
-		rc = is_dir ? -ENOTDIR : -EISDIR;
+		rc = fs_refuse(ctx, is_dir ? "rmdir" : "unlink", dir, name,
+			       is_dir ? ENOTDIR : EISDIR, "'%s' is %s", name,
+			       is_dir ? "not a directory" : "a directory");
 	else if (!remove)
 		rc = fs_refuse(ctx, is_dir ? "rmdir" : "unlink", dir, name,
 			       EPERM, "'%s' is part of the workspace's layout "
@@ -467,7 +470,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	rc = resolve_child(ctx, dir, name, &id);
 	if (rc == 0 && (fi->flags & O_EXCL)) {
-		rc = -EEXIST;
+		rc = fs_refuse(ctx, "create", dir, name, EEXIST,
+			       "'%s' already exists", name);
 		goto out_reply_err;
 	}
 	if (rc == -ENOENT) {

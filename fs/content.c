@@ -113,10 +113,11 @@ uint64_t version_clock(struct fs_ctx *ctx)
 	return clock;
 }
 
-void version_bump(struct fs_ctx *ctx, enum dep_kind kind, int64_t id)
+uint64_t version_bump_from(struct fs_ctx *ctx, enum dep_kind kind, int64_t id,
+			   uint64_t expected)
 {
 	struct version_map *m = ctx->versions;
-	uint64_t key = version_key(kind, id);
+	uint64_t key = version_key(kind, id), ver = 0;
 	struct version_slot *s;
 
 	pthread_mutex_lock(&m->lock);
@@ -129,13 +130,21 @@ void version_bump(struct fs_ctx *ctx, enum dep_kind kind, int64_t id)
 			for (size_t i = 0; i < m->cap; i++)
 				m->slots[i].ver = ++m->clock;
 			pthread_mutex_unlock(&m->lock);
-			return;
+			return 0;
 		}
 		s->key = key;
 		m->used++;
 	}
+	if (s->ver == expected)
+		ver = m->clock + 1;
 	s->ver = ++m->clock;
 	pthread_mutex_unlock(&m->lock);
+	return ver;
+}
+
+void version_bump(struct fs_ctx *ctx, enum dep_kind kind, int64_t id)
+{
+	version_bump_from(ctx, kind, id, UINT64_MAX);
 }
 
 void version_bump_change(struct fs_ctx *ctx, const struct store_change *ch)
@@ -349,8 +358,6 @@ int node_stat(struct fs_ctx *ctx, struct fs_node *n, struct stat *st)
 	st->st_gid = ctx->gid;
 	st->st_size = S_ISDIR(k->mode) ? 0 : (off_t)n->content.len;
 	st->st_blocks = (st->st_size + 511) / 512;
-	/* Large reads per request: cat and cp size their buffers by this. */
-	st->st_blksize = 1 << 20;
 	st->st_mtim.tv_sec = n->content.mtime_ms / 1000;
 	st->st_mtim.tv_nsec = (n->content.mtime_ms % 1000) * 1000000;
 	st->st_ctim = st->st_mtim;

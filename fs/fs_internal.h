@@ -48,6 +48,12 @@ uint64_t version_get(struct fs_ctx *ctx, enum dep_kind kind, int64_t id);
 /* The newest version handed out so far (versions are one global clock). */
 uint64_t version_clock(struct fs_ctx *ctx);
 void version_bump(struct fs_ctx *ctx, enum dep_kind kind, int64_t id);
+/*
+ * Bumps like version_bump and returns the new version if the old one was
+ * @expected (nothing else changed the object since), else 0.
+ */
+uint64_t version_bump_from(struct fs_ctx *ctx, enum dep_kind kind, int64_t id,
+			   uint64_t expected);
 /* Bumps what a store change makes stale (shared by writers and watcher). */
 void version_bump_change(struct fs_ctx *ctx, const struct store_change *ch);
 

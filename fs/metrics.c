@@ -56,13 +56,6 @@ static const struct fs_kind *metric_file_kind(const char *name, size_t *base)
 	return &kind_metric_values;
 }
 
-static void bump_metric(struct fs_ctx *ctx, const struct fs_node *n)
-{
-	version_bump(ctx, DEP_METRIC, n->id.obj_id);
-	version_bump(ctx, DEP_RUN, n->id.run_id);
-	version_bump(ctx, DEP_EXPERIMENT, n->id.exp_id);
-}
-
 /* ---- the directory ------------------------------------------------------- */
 
 static int metrics_lookup(struct fs_ctx *ctx, struct fs_node *dir,
@@ -363,17 +356,21 @@ static int parse_lines(const char *text, size_t len, struct parsed *out,
 	return 0;
 }
 
-/* The metric's id, creating it at the first point of a file just made. */
+/*
+ * The metric's id, creating it at the first point of a file just made;
+ * *created tells whether this call made it.
+ */
 static int metric_id_for_write(struct fs_ctx *ctx, struct fs_node *n,
-			       int64_t *id)
+			       int64_t *id, int *created)
 {
 	int rc;
 
+	*created = 0;
 	if (n->id.obj_id) {
 		*id = n->id.obj_id;
 		return 0;
 	}
-	rc = store_metric_ensure(ctx->st, n->id.run_id, n->name, id);
+	rc = store_metric_ensure(ctx->st, n->id.run_id, n->name, id, created);
 	if (rc != STORE_OK)
 		return fs_refuse(ctx, "write", n, NULL, fs_errno(rc),
 				 "cannot create metric '%s': %s", n->name,
@@ -383,13 +380,74 @@ static int metric_id_for_write(struct fs_ctx *ctx, struct fs_node *n,
 	return 0;
 }
 
+/*
+ * The NAME file is the values as logged, one per line: when its content
+ * was current before this append, extend it here with the same text the
+ * store will hold, so a reader right after a large append needs neither
+ * the journal merge nor a render. Caller holds n->lock.
+ */
+static void values_content_extend(struct fs_ctx *ctx, struct fs_node *n,
+				  const struct parsed *pp, uint64_t ver)
+{
+	struct content *c = &n->content;
+	struct sink s;
+
+	sink_begin(&s, ctx, c, 1);
+	for (size_t i = 0; i < pp->n; i++) {
+		strbuf_add(s.sb, pp->pts[i].text, pp->pts[i].text_len);
+		strbuf_addch(s.sb, '\n');
+		if ((i & 4095) == 4095 && sink_spill(&s) < 0)
+			break;
+	}
+	if (sink_end(&s) < 0)
+		return;	/* released: the next read renders from the store */
+	c->rendered = 1;
+	c->ver = ver;
+	c->aux += (int64_t)pp->n;
+	c->mtime_ms = time_now_ms();
+}
+
+/* Logs the points in @pp through node @n. Caller holds n->lock. */
+static int log_points(struct fs_ctx *ctx, struct fs_node *n,
+		      const struct parsed *pp)
+{
+	struct content *c = &n->content;
+	int64_t metric_id = 0;
+	uint64_t before, after;
+	int created = 0;
+	int rc;
+
+	rc = metric_id_for_write(ctx, n, &metric_id, &created);
+	if (rc < 0)
+		return rc;
+	before = version_get(ctx, DEP_METRIC, metric_id);
+	if (created && !c->rendered) {
+		/* A new metric's NAME file is empty: no render needed. */
+		content_release(c);
+		c->rendered = 1;
+		c->ver = before;
+		c->mtime_ms = time_now_ms();
+	}
+	rc = store_metric_append(ctx->st, metric_id, pp->pts, pp->n,
+				 time_now_ms());
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "write", n, NULL, fs_errno(rc),
+				 "cannot log metric points: %s",
+				 store_strerror(rc));
+	after = version_bump_from(ctx, DEP_METRIC, metric_id, before);
+	version_bump(ctx, DEP_RUN, n->id.run_id);
+	version_bump(ctx, DEP_EXPERIMENT, n->id.exp_id);
+	if (after && c->rendered && c->ver == before)
+		values_content_extend(ctx, n, pp, after);
+	return 0;
+}
+
 /* Logs the complete lines in @text; refusals name the file and the line. */
 static int log_lines(struct fs_ctx *ctx, struct fs_node *n, const char *text,
 		     size_t len)
 {
 	struct parsed pp = { 0 };
 	size_t bad_line = 0, bad_off = 0;
-	int64_t metric_id = 0;
 	int rc;
 
 	rc = parse_lines(text, len, &pp, &bad_line, &bad_off);
@@ -406,21 +464,12 @@ static int log_lines(struct fs_ctx *ctx, struct fs_node *n, const char *text,
 	}
 	if (rc < 0)
 		return rc;
-	if (pp.n == 0)
-		goto out_free;	/* blank lines only */
-	rc = metric_id_for_write(ctx, n, &metric_id);
-	if (rc < 0)
-		goto out_free;
-	rc = store_metric_append(ctx->st, metric_id, pp.pts, pp.n,
-				 time_now_ms());
-	if (rc != STORE_OK) {
-		rc = fs_refuse(ctx, "write", n, NULL, fs_errno(rc),
-			       "cannot log metric points: %s",
-			       store_strerror(rc));
-		goto out_free;
+	if (pp.n) {
+		/* One writer at a time: the file's text keeps the log's order. */
+		pthread_mutex_lock(&n->lock);
+		rc = log_points(ctx, n, &pp);
+		pthread_mutex_unlock(&n->lock);
 	}
-	bump_metric(ctx, n);
-out_free:
 	free(pp.pts);
 	return rc;
 }

@@ -765,6 +765,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Always readdirplus: "ls" then "ls -l" should not look up twice. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/*
+	 * Page cache validity is decided at open (keep_cache) and by size
+	 * changes; with automatic invalidation the kernel would also ask for
+	 * attributes before every read() of a live file.
+	 */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* O_TRUNC in open's flags, not a separate truncate: "echo x > tag"
 	 * then replaces the value in one step. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)

@@ -17,7 +17,9 @@
 
 static int on_change(void *arg, const struct store_change *ch)
 {
-	version_bump_change(arg, ch);
+	/* Our own changes were bumped when they were made. */
+	if (!ch->mine)
+		version_bump_change(arg, ch);
 	return 0;
 }
 

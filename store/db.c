@@ -178,6 +178,7 @@ int conn_get(struct store *st, struct conn **out)
 	pthread_mutex_lock(&st->lock);
 	checkpointing = st->checkpointing;
 	pthread_mutex_unlock(&st->lock);
+	c->origin = st->origin;
 	if (checkpointing && !c->autocheckpoint_off) {
 		sqlite3_wal_autocheckpoint(c->db, 0);
 		c->autocheckpoint_off = 1;
@@ -286,6 +287,7 @@ int change_add(struct conn *c, enum change_kind kind, int64_t exp_id,
 	sqlite3_bind_int64(s, 3, exp_id);
 	sqlite3_bind_int64(s, 4, run_id);
 	sqlite3_bind_int64(s, 5, object_id);
+	sqlite3_bind_int64(s, 6, c->origin);
 	return stmt_exec(c, s, "record change");
 }
 
@@ -449,6 +451,9 @@ int store_open(const char *dir, int flags, struct store **out, char *err,
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->freed, NULL);
 	st->max_conn = POOL_MAX;
+	if (getrandom(&st->origin, sizeof(st->origin), 0) != sizeof(st->origin))
+		st->origin = time_now_ms() ^ (int64_t)getpid() << 32;
+	st->origin &= INT64_MAX;
 	rc = journal_recover(st, err, errlen);
 	if (rc != STORE_OK) {
 		store_close(st);

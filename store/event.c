@@ -116,6 +116,7 @@ int store_changes_since(struct store *st, int64_t *seq, store_change_fn fn,
 			.experiment_id = sqlite3_column_int64(s, 2),
 			.run_id = sqlite3_column_int64(s, 3),
 			.object_id = sqlite3_column_int64(s, 4),
+			.mine = sqlite3_column_int64(s, 5) == c->origin,
 		};
 		*seq = ch.seq;
 		if (fn(ctx, &ch) != 0)

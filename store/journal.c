@@ -41,7 +41,7 @@
 #include "store_internal.h"
 
 #define JOURNAL_MAGIC 0x316a6c6dU	/* "mlj1" */
-#define JOURNAL_BATCH (8u << 20)	/* bytes merged per transaction */
+#define JOURNAL_BATCH (2u << 20)	/* bytes merged per transaction */
 #define STEP_DEFAULT INT64_MIN		/* "the point's index" */
 
 struct journal {

@@ -224,7 +224,7 @@ out_release:
 }
 
 int store_metric_ensure(struct store *st, int64_t run_id, const char *name,
-			int64_t *metric_id)
+			int64_t *metric_id, int *created)
 {
 	struct store_metric m = { 0 };
 	int64_t exp_id = 0;
@@ -243,6 +243,8 @@ int store_metric_ensure(struct store *st, int64_t run_id, const char *name,
 	if (rc != STORE_OK)
 		goto out_rollback;
 	rc = metric_get_locked(c, run_id, name, &m);
+	if (created)
+		*created = rc == STORE_NOT_FOUND;
 	if (rc == STORE_NOT_FOUND) {
 		rc = metric_insert_locked(c, run_id, name, time_now_ms(), &m);
 		if (rc == STORE_OK)

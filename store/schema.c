@@ -86,7 +86,8 @@ static const char *const migrations[] = {
 	"  kind INTEGER NOT NULL,"
 	"  experiment_id INTEGER,"
 	"  run_id INTEGER,"
-	"  object_id INTEGER);"
+	"  object_id INTEGER,"
+	"  origin INTEGER NOT NULL DEFAULT 0);"
 	/* How far each metric journal file has been merged (journal.c). */
 	"CREATE TABLE journal ("
 	"  name TEXT PRIMARY KEY,"

@@ -124,9 +124,10 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 
 	[SQL_CHANGE_INSERT] =
 		"INSERT INTO change (ts_ms, kind, experiment_id, run_id, "
-		"object_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+		"object_id, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SQL_CHANGE_SINCE] =
-		"SELECT seq, kind, experiment_id, run_id, object_id FROM change "
+		"SELECT seq, kind, experiment_id, run_id, object_id, origin "
+		"FROM change "
 		"WHERE seq > ?1 ORDER BY seq LIMIT 4096",
 	[SQL_JOURNAL_GET] = "SELECT merged FROM journal WHERE name = ?1",
 	[SQL_JOURNAL_SET] =

@@ -73,6 +73,7 @@ struct conn {
 	struct conn *next_free;
 	int64_t busy_deadline;	/* for the busy handler */
 	int autocheckpoint_off;
+	int64_t origin;		/* the store's, stamped on its change rows */
 };
 
 struct store {
@@ -85,6 +86,7 @@ struct store {
 	int max_conn;
 	int checkpointing;	/* store_checkpoint() is called: no autocheckpoint */
 	struct journal *journal;	/* NULL unless store_journal_start() */
+	int64_t origin;		/* random, per store_open: whose change is whose */
 };
 
 /* Borrow a connection (blocks while all max_conn are in use). */

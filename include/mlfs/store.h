@@ -268,11 +268,12 @@ void store_metric_release(struct store_metric *m);
 
 /*
  * store_metric_ensure - the id of metric @name of run @run_id in
- * *metric_id, creating the metric (with no points) if needed.
- * STORE_INVALID for a bad name, STORE_NOT_FOUND for a missing run.
+ * *metric_id, creating the metric (with no points) if needed; *created
+ * (if not NULL) says whether this call made it. STORE_INVALID for a bad
+ * name, STORE_NOT_FOUND for a missing run.
  */
 int store_metric_ensure(struct store *st, int64_t run_id, const char *name,
-			int64_t *metric_id);
+			int64_t *metric_id, int *created);
 
 /*
  * store_metric_append - log @n points to metric @metric_id at time @ts_ms:
@@ -366,6 +367,7 @@ struct store_change {
 	int64_t experiment_id;
 	int64_t run_id;
 	int64_t object_id;
+	int mine;		/* made through this struct store */
 };
 typedef int (*store_change_fn)(void *ctx, const struct store_change *c);
 /*

@@ -188,7 +188,7 @@ static int append_named(struct store *st, int64_t run_id, const char *name,
 			const struct metric_point *pts, size_t n, int64_t ts_ms)
 {
 	int64_t id = 0;
-	int rc = store_metric_ensure(st, run_id, name, &id);
+	int rc = store_metric_ensure(st, run_id, name, &id, NULL);
 
 	return rc != STORE_OK ? rc : store_metric_append(st, id, pts, n, ts_ms);
 }
@@ -197,7 +197,7 @@ static int64_t ensure_metric(struct store *st, int64_t run_id,
 			     const char *name)
 {
 	int64_t id = 0;
-	int rc = store_metric_ensure(st, run_id, name, &id);
+	int rc = store_metric_ensure(st, run_id, name, &id, NULL);
 
 	cr_assert_eq(rc, STORE_OK, "ensure metric '%s': %s", name,
 		     store_strerror(rc));
@@ -1276,20 +1276,20 @@ Test(store, metric_ensure_creates_once_and_refuses_bad_name_or_run)
 	int64_t run = make_run(st, make_experiment(st, "A"), "r1");
 	int64_t id = 0, again = 0, other = 0;
 
-	cr_assert_eq(store_metric_ensure(st, run, "a b", &id), STORE_INVALID);
-	cr_assert_eq(store_metric_ensure(st, run, "", &id), STORE_INVALID);
-	cr_assert_eq(store_metric_ensure(st, run, ".x", &id), STORE_INVALID);
-	cr_assert_eq(store_metric_ensure(st, run, "a/b", &id), STORE_INVALID);
-	cr_assert_eq(store_metric_ensure(st, run + 100, "m", &id),
+	cr_assert_eq(store_metric_ensure(st, run, "a b", &id, NULL), STORE_INVALID);
+	cr_assert_eq(store_metric_ensure(st, run, "", &id, NULL), STORE_INVALID);
+	cr_assert_eq(store_metric_ensure(st, run, ".x", &id, NULL), STORE_INVALID);
+	cr_assert_eq(store_metric_ensure(st, run, "a/b", &id, NULL), STORE_INVALID);
+	cr_assert_eq(store_metric_ensure(st, run + 100, "m", &id, NULL),
 		     STORE_NOT_FOUND);
 	cr_assert_eq(id, 0, "*metric_id set on error");
 	cr_assert_eq(store_metric_get(st, run, "a b", &m), STORE_NOT_FOUND);
 
-	cr_assert_eq(store_metric_ensure(st, run, "m", &id), STORE_OK);
+	cr_assert_eq(store_metric_ensure(st, run, "m", &id, NULL), STORE_OK);
 	cr_assert_gt(id, 0);
-	cr_assert_eq(store_metric_ensure(st, run, "m", &again), STORE_OK);
+	cr_assert_eq(store_metric_ensure(st, run, "m", &again, NULL), STORE_OK);
 	cr_assert_eq(again, id, "a second ensure made another metric");
-	cr_assert_eq(store_metric_ensure(st, run, "m2", &other), STORE_OK);
+	cr_assert_eq(store_metric_ensure(st, run, "m2", &other, NULL), STORE_OK);
 	cr_assert_neq(other, id);
 
 	/* Made with no points. */
@@ -1843,7 +1843,7 @@ Test(store, changes_since_reports_each_mutation_in_order)
 	cr_assert_eq(store_experiment_create(st, "A", NULL), STORE_EXISTS);
 	cr_assert_eq(store_property_add(st, run, "p", "w", 1), STORE_DENIED);
 	cr_assert_eq(store_tag_delete(st, run, "k"), STORE_NOT_FOUND);
-	cr_assert_eq(store_metric_ensure(st, run, "loss", &m.id), STORE_OK);
+	cr_assert_eq(store_metric_ensure(st, run, "loss", &m.id, NULL), STORE_OK);
 	cr_assert_eq(store_metric_get(st, run, "loss", &m), STORE_OK);
 
 	cr_assert_eq(store_changes_since(st, &seq, collect_change, &l),
@@ -2001,7 +2001,7 @@ static void *writer_main(void *arg)
 	char text[32];
 	int rc;
 
-	rc = store_metric_ensure(sw->st, sw->run_id, "shared", &w->metric_id);
+	rc = store_metric_ensure(sw->st, sw->run_id, "shared", &w->metric_id, NULL);
 	if (rc != STORE_OK) {
 		w->failures++;
 		w->last_rc = rc;
@@ -2246,7 +2246,7 @@ static int proc_writer(int index, void *arg)
 	}
 	if (job->journal && store_journal_start(st) != STORE_OK)
 		status = 13;
-	if (!status && store_metric_ensure(st, job->run_id, "shared", &id) !=
+	if (!status && store_metric_ensure(st, job->run_id, "shared", &id, NULL) !=
 			       STORE_OK)
 		status = 14;
 	for (int i = 0; i < PROC_POINTS && !status; i++) {

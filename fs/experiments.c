@@ -95,6 +95,7 @@ const struct fs_kind kind_experiments = {
 	.list = experiments_list,
 	.mkdir = experiments_mkdir,
 	.rmdir = experiments_rmdir,
+	.render = experiments_dir_render,
 	.dyn_name = "E",
 	.dyn_kind = &kind_experiment,
 	.dyn_help = "an experiment: mkdir creates it; rmdir only while it has no runs (ENOTEMPTY)",
@@ -102,8 +103,8 @@ const struct fs_kind kind_experiments = {
 
 /* ---- experiments/E/ ------------------------------------------------------- */
 
-static int experiment_render(struct fs_ctx *ctx, struct fs_node *node,
-			     struct content *c)
+int experiment_render(struct fs_ctx *ctx, struct fs_node *node,
+		      struct content *c)
 {
 	struct store_experiment e = { 0 };
 	int rc = store_experiment_get_by_id(ctx->st, node->id.exp_id, &e);

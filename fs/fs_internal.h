@@ -303,6 +303,13 @@ extern const struct fs_kind kind_run_tags;
 extern const struct fs_kind kind_run_properties;
 extern const struct fs_kind kind_run_metrics;
 
+/* Directory times: when their entries last changed. */
+int experiments_dir_render(struct fs_ctx *ctx, struct fs_node *node,
+			   struct content *c);
+int experiment_render(struct fs_ctx *ctx, struct fs_node *node,
+		      struct content *c);
+int run_dir_render(struct fs_ctx *ctx, struct fs_node *node, struct content *c);
+
 /* readme.c: every fixed entry under every directory kind, for README. */
 int readme_render(struct fs_ctx *ctx, struct fs_node *node, struct content *c);
 

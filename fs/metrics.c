@@ -164,6 +164,7 @@ struct series_render {
 	struct sink *s;
 	int csv;
 	int err;
+	int64_t next_seq;	/* after the last point rendered */
 };
 
 static int values_chunk(void *arg, const struct metric_chunk *ch)
@@ -171,6 +172,7 @@ static int values_chunk(void *arg, const struct metric_chunk *ch)
 	struct series_render *sr = arg;
 
 	strbuf_add(sr->s->sb, ch->text, ch->text_len);
+	sr->next_seq = ch->first_seq + ch->n;
 	sr->err = sink_spill(sr->s);
 	return sr->err < 0;
 }
@@ -195,6 +197,7 @@ static int csv_chunk(void *arg, const struct metric_chunk *ch)
 		strbuf_addch(sr->s->sb, '\n');
 		p += len + 1;
 	}
+	sr->next_seq = ch->first_seq + ch->n;
 	sr->err = sink_spill(sr->s);
 	return sr->err < 0;
 }
@@ -208,7 +211,7 @@ static int series_render(struct fs_ctx *ctx, struct fs_node *node,
 {
 	struct store_metric m = { 0 };
 	struct sink s;
-	struct series_render sr = { &s, csv, 0 };
+	struct series_render sr = { &s, csv, 0, 0 };
 	int append, rc;
 
 	rc = node_metric(ctx, node, &m);
@@ -225,6 +228,11 @@ static int series_render(struct fs_ctx *ctx, struct fs_node *node,
 		if (csv)
 			strbuf_addstr(s.sb, "step,value,timestamp\n");
 	}
+	/*
+	 * Points appended after m was read may come too: what was rendered,
+	 * not m.count, says where the next render starts.
+	 */
+	sr.next_seq = c->aux;
 	if (m.count > c->aux) {
 		rc = store_metric_read(ctx->st, m.id, c->aux,
 				       csv ? csv_chunk : values_chunk, &sr);
@@ -234,7 +242,7 @@ static int series_render(struct fs_ctx *ctx, struct fs_node *node,
 			return rc != STORE_OK ? -fs_errno(rc) : sr.err;
 		}
 	}
-	c->aux = m.count;
+	c->aux = sr.next_seq;
 	c->mtime_ms = m.updated_ms;
 	store_metric_release(&m);
 	return sink_end(&s);
@@ -575,6 +583,7 @@ const struct fs_kind kind_run_metrics = {
 	.name = "metrics",
 	.mode = S_IFDIR | 0755,
 	.dep = DEP_RUN,
+	.render = run_dir_render,
 	.lookup = metrics_lookup,
 	.list = metrics_list,
 	.create = metrics_create,

@@ -269,6 +269,40 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	node_put(ctx, dir);
 }
 
+/* Links and special files: nothing in the tree is made this way (yet). */
+static void refuse_make(fuse_req_t req, fuse_ino_t parent, const char *name,
+			const char *op, const char *what)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *dir = node_get(ctx, parent);
+
+	fuse_reply_err(req, -fs_refuse(ctx, op, dir, name, EPERM,
+				       "%s cannot be made here", what));
+	node_put(ctx, dir);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link;
+	refuse_make(req, parent, name, "symlink", "symbolic links");
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino;
+	refuse_make(req, newparent, newname, "link", "hard links");
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)mode;
+	(void)rdev;
+	refuse_make(req, parent, name, "mknod", "device files and fifos");
+}
+
 /* ---- attributes ------------------------------------------------------------ */
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -803,6 +837,9 @@ const struct fuse_lowlevel_ops mlfs_ops = {
 	.rmdir = op_rmdir,
 	.unlink = op_unlink,
 	.rename = op_rename,
+	.symlink = op_symlink,
+	.link = op_link,
+	.mknod = op_mknod,
 	.open = op_open,
 	.create = op_create,
 	.read = op_read,

@@ -90,6 +90,21 @@ static int events_render(struct fs_ctx *ctx, struct fs_node *node,
 	return sink_end(&s);
 }
 
+/* experiments/: changes when an experiment is made or removed. */
+int experiments_dir_render(struct fs_ctx *ctx, struct fs_node *node,
+			   struct content *c)
+{
+	struct store_workspace ws = { 0 };
+	int rc = store_workspace_get(ctx->st, &ws);
+
+	(void)node;
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	c->mtime_ms = ws.updated_ms;
+	store_workspace_release(&ws);
+	return 0;
+}
+
 static const struct fs_kind kind_readme = {
 	.name = "README",
 	.mode = S_IFREG | 0444,

@@ -142,7 +142,7 @@ const struct fs_kind kind_runs = {
 	.list = runs_list,
 	.mkdir = runs_mkdir,
 	.rmdir = runs_rmdir,
-	.render = NULL,
+	.render = experiment_render,	/* runs are counted by the experiment */
 	.dyn_name = "ID",
 	.dyn_kind = &kind_run,
 	.dyn_help = "a run: mkdir makes an interactive run (Running); runs/latest links to the newest",
@@ -150,8 +150,7 @@ const struct fs_kind kind_runs = {
 
 /* ---- the run directory and its files --------------------------------------- */
 
-static int run_dir_render(struct fs_ctx *ctx, struct fs_node *node,
-			  struct content *c)
+int run_dir_render(struct fs_ctx *ctx, struct fs_node *node, struct content *c)
 {
 	struct store_run r = { 0 };
 	int rc = store_run_get(ctx->st, node->id.run_id, &r);

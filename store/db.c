@@ -349,7 +349,7 @@ static int init_workspace_row(sqlite3 *db, const char *dir)
 	random_uuid(uuid);
 	rc = sqlite3_prepare_v2(db,
 				"INSERT OR IGNORE INTO workspace (id, name, uuid, "
-				"created_ms) VALUES (1, ?1, ?2, ?3)",
+				"created_ms, updated_ms) VALUES (1, ?1, ?2, ?3, ?3)",
 				-1, &s, NULL);
 	if (rc != SQLITE_OK)
 		goto out;
@@ -527,6 +527,7 @@ int store_workspace_get(struct store *st, struct store_workspace *out)
 	out->name = col_strdup(s, 0);
 	out->uuid = col_strdup(s, 1);
 	out->created_ms = sqlite3_column_int64(s, 2);
+	out->updated_ms = sqlite3_column_int64(s, 3);
 	out->schema_version = STORE_SCHEMA_VERSION;
 	rc = out->name && out->uuid ? STORE_OK : STORE_NOMEM;
 	if (rc != STORE_OK)

@@ -24,6 +24,17 @@ static int experiment_from_row(sqlite3_stmt *s, struct store_experiment *out)
 	return out->name ? STORE_OK : STORE_NOMEM;
 }
 
+/* The list of experiments changed: the experiments/ directory's mtime. */
+static int workspace_touch(struct conn *c, int64_t now)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_WORKSPACE_TOUCH);
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, now);
+	return stmt_exec(c, s, "touch workspace");
+}
+
 /* Runs a one-row experiment query bound by @bind and fills @out. */
 static int experiment_get_one(struct conn *c, enum stmt_id id,
 			      const char *name, int64_t exp_id,
@@ -76,6 +87,8 @@ int store_experiment_create(struct store *st, const char *name,
 		goto out_rollback;
 	rc = change_add(c, CHANGE_EXPERIMENTS, sqlite3_last_insert_rowid(c->db),
 			0, 0, now);
+	if (rc == STORE_OK)
+		rc = workspace_touch(c, now);
 	if (rc != STORE_OK)
 		goto out_rollback;
 	if (out) {
@@ -148,6 +161,8 @@ int store_experiment_delete(struct store *st, const char *name)
 	if (rc != STORE_OK)
 		goto out_rollback;
 	rc = change_add(c, CHANGE_EXPERIMENTS, e.id, 0, 0, time_now_ms());
+	if (rc == STORE_OK)
+		rc = workspace_touch(c, time_now_ms());
 	if (rc != STORE_OK)
 		goto out_rollback;
 	rc = tx_commit(c);

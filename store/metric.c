@@ -247,6 +247,8 @@ int store_metric_ensure(struct store *st, int64_t run_id, const char *name,
 		*created = rc == STORE_NOT_FOUND;
 	if (rc == STORE_NOT_FOUND) {
 		rc = metric_insert_locked(c, run_id, name, time_now_ms(), &m);
+		if (rc == STORE_OK)	/* a new name in the run's metrics/ */
+			rc = run_touch(c, run_id, exp_id, m.created_ms);
 		if (rc == STORE_OK)
 			rc = change_add(c, CHANGE_METRIC, exp_id, run_id, m.id,
 					m.created_ms);

@@ -20,7 +20,9 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 	[SQL_COMMIT] = "COMMIT",
 	[SQL_ROLLBACK] = "ROLLBACK",
 	[SQL_WORKSPACE_GET] =
-		"SELECT name, uuid, created_ms FROM workspace WHERE id = 1",
+		"SELECT name, uuid, created_ms, updated_ms FROM workspace "
+		"WHERE id = 1",
+	[SQL_WORKSPACE_TOUCH] = "UPDATE workspace SET updated_ms = ?1",
 
 	[SQL_EXPERIMENT_INSERT] =
 		"INSERT INTO experiment (name, created_ms, updated_ms) "

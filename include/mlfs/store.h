@@ -86,6 +86,7 @@ struct store_workspace {
 	char *name;
 	char *uuid;
 	int64_t created_ms;
+	int64_t updated_ms;	/* an experiment was made or removed */
 	int schema_version;
 };
 int store_workspace_get(struct store *st, struct store_workspace *out);

@@ -314,8 +314,8 @@ static void check_migration_from(int version)
 		     store_strerror(rc));
 	cr_assert_eq(db_user_version(db_path), version);
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO workspace (id, name, uuid, created_ms) "
-		 "VALUES (1, 'old', '%s', 1234);"
+		 "INSERT INTO workspace (id, name, uuid, created_ms, updated_ms) "
+		 "VALUES (1, 'old', '%s', 1234, 1234);"
 		 "INSERT INTO experiment (name, created_ms, updated_ms) "
 		 "VALUES ('kept', 1000, 2000);", uuid);
 	db_exec(db_path, sql);

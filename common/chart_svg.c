@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "mlfs/chart.h"
+#include "mlfs/parse.h"
 #include "mlfs/strbuf.h"
 
 /* Layout of the 800x450 document, in user units. */
@@ -336,26 +337,14 @@ static void put_attr_coord(struct strbuf *out, const char *name, long double v)
 
 /*
  * Length of the valid UTF-8 sequence at s that is also an XML Char, or 0.
- * Rejects overlong forms, surrogates, U+FFFE/U+FFFF and beyond U+10FFFF.
+ * Rejects what utf8_decode rejects, and U+FFFE/U+FFFF.
  */
 static size_t utf8_xml_char_len(const unsigned char *s)
 {
 	uint32_t cp;
-	size_t len, i;
+	size_t len = utf8_decode(s, strnlen((const char *)s, 4), &cp);
 
-	if (s[0] < 0xc2 || s[0] > 0xf4)
-		return 0;
-	len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
-	cp = s[0] & (0x7f >> len);
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
-		return 0;
-	if ((cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff ||
-	    cp > 0x10ffff)
+	if (len < 2 || cp == 0xfffe || cp == 0xffff)
 		return 0;
 	return len;
 }

@@ -262,3 +262,46 @@ int parse_size(const char *s, size_t len, uint64_t *out)
 	*out = v << shift;
 	return 0;
 }
+
+size_t utf8_decode(const unsigned char *s, size_t avail, uint32_t *cp)
+{
+	size_t len;
+
+	if (avail == 0)
+		return 0;
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;	/* continuation byte, overlong lead, or too big */
+	len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	if (len > avail)
+		return 0;
+	*cp = s[0] & (0x7f >> len);
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = *cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && *cp < 0x800) || (len == 4 && *cp < 0x10000) ||
+	    (*cp >= 0xd800 && *cp <= 0xdfff) || *cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+int text_is_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	uint32_t cp;
+
+	while (i < len) {
+		size_t n = utf8_decode(p + i, len - i, &cp);
+
+		if (n == 0 || cp == 0)
+			return 0;
+		i += n;
+	}
+	return 1;
+}

@@ -164,6 +164,10 @@ static int annotation_store(struct fs_ctx *ctx, struct fs_handle *h,
 		return fs_refuse(ctx, "write", n, NULL, EFBIG,
 				 "%s value is over %d bytes", ops->what,
 				 STORE_VALUE_MAX);
+	if (rc == STORE_INVALID)
+		return fs_refuse(ctx, "write", n, NULL, EINVAL,
+				 "%s values are UTF-8 text without NUL bytes",
+				 ops->what);
 	if (rc != STORE_OK)
 		return fs_refuse(ctx, "write", n, NULL, fs_errno(rc),
 				 "cannot set %s '%s': %s", ops->what, n->id.key,

@@ -8,11 +8,14 @@
 #include "mlfs/timefmt.h"
 #include "store_internal.h"
 
-static int check_key_value(const char *key, size_t len)
+static int check_key_value(const char *key, const char *value, size_t len)
 {
 	if (!name_is_valid(key, strlen(key)))
 		return STORE_INVALID;
-	return len > STORE_VALUE_MAX ? STORE_TOO_BIG : STORE_OK;
+	if (len > STORE_VALUE_MAX)
+		return STORE_TOO_BIG;
+	/* Values travel in JSON, CSV and XML: text, without NUL. */
+	return text_is_valid(value, len) ? STORE_OK : STORE_INVALID;
 }
 
 /* Reads one value column of a (run_id, key) query into a malloc'd copy. */
@@ -114,7 +117,7 @@ out_put:
 int store_tag_set(struct store *st, int64_t run_id, const char *key,
 		  const char *value, size_t len)
 {
-	int rc = check_key_value(key, len);
+	int rc = check_key_value(key, value, len);
 
 	if (rc != STORE_OK)
 		return rc;
@@ -139,7 +142,7 @@ int store_property_add(struct store *st, int64_t run_id, const char *key,
 {
 	char *old = NULL;
 	size_t old_len = 0;
-	int rc = check_key_value(key, len);
+	int rc = check_key_value(key, value, len);
 
 	if (rc != STORE_OK)
 		return rc;

@@ -107,4 +107,17 @@ size_t strip_one_newline(const char *s, size_t len);
  */
 int parse_size(const char *s, size_t len, uint64_t *out);
 
+/*
+ * utf8_decode - decode the UTF-8 sequence at @s (at most @avail bytes)
+ * into *cp. Returns its length (1-4), or 0 if it is not valid UTF-8
+ * (truncated, overlong, a surrogate, beyond U+10FFFF).
+ */
+size_t utf8_decode(const unsigned char *s, size_t avail, uint32_t *cp);
+
+/*
+ * text_is_valid - 1 if @s[0..len) is valid UTF-8 with no NUL byte: text
+ * that every format mlfs writes (JSON, CSV, XML) can carry, else 0.
+ */
+int text_is_valid(const char *s, size_t len);
+
 #endif /* MLFS_PARSE_H */

@@ -206,8 +206,9 @@ int store_run_set_status(struct store *st, int64_t run_id,
 /* ---- tags and properties -------------------------------------------- */
 
 /*
- * Tags are mutable; properties are add-only. Keys follow the name rules;
- * values are at most STORE_VALUE_MAX bytes (else STORE_TOO_BIG).
+ * Tags are mutable; properties are add-only. Keys follow the name rules
+ * and values are UTF-8 text without NUL bytes (else STORE_INVALID), at
+ * most STORE_VALUE_MAX bytes (else STORE_TOO_BIG).
  */
 int store_tag_set(struct store *st, int64_t run_id, const char *key,
 		  const char *value, size_t len);

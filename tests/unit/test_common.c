@@ -1043,3 +1043,29 @@ Test(csv, fields_join_into_a_record)
 	cr_assert_str_eq(strbuf_str(&sb), "step,\"a,b\"\n");
 	strbuf_release(&sb);
 }
+
+Test(parse, text_is_valid_accepts_utf8_and_refuses_nul_and_bad_bytes)
+{
+	cr_assert(text_is_valid("", 0));
+	cr_assert(text_is_valid("plain ascii\n\t", 13));
+	cr_assert(text_is_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
+	cr_assert_not(text_is_valid("a\0b", 3), "NUL is not text here");
+	cr_assert_not(text_is_valid("caf\xe9", 4), "latin-1 byte");
+	cr_assert_not(text_is_valid("\xe2\x82", 2), "cut sequence");
+	cr_assert_not(text_is_valid("\xc0\xaf", 2), "overlong '/'");
+	cr_assert_not(text_is_valid("\xed\xa0\x80", 3), "surrogate");
+	cr_assert_not(text_is_valid("\xf4\x90\x80\x80", 4), "beyond U+10FFFF");
+	cr_assert_not(text_is_valid("\x80", 1), "lone continuation byte");
+}
+
+Test(parse, utf8_decode_reports_code_point_and_length)
+{
+	uint32_t cp = 0;
+
+	cr_assert_eq(utf8_decode((const unsigned char *)"A", 1, &cp), 1);
+	cr_assert_eq(cp, 0x41);
+	cr_assert_eq(utf8_decode((const unsigned char *)"\xe2\x82\xac", 3, &cp), 3);
+	cr_assert_eq(cp, 0x20ac);
+	cr_assert_eq(utf8_decode((const unsigned char *)"\xe2\x82\xac", 2, &cp), 0,
+		     "a sequence longer than what is available");
+}

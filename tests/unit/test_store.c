@@ -1037,9 +1037,31 @@ Test(store, tag_set_replace_get_delete_list)
 	store_close(st);
 }
 
+Test(store, tag_and_property_values_must_be_text)
+{
+	struct store *st = open_fresh();
+	int64_t run = make_run(st, make_experiment(st, "A"), "r1");
+	char *v = NULL;
+	size_t len = 0;
+
+	cr_assert_eq(store_tag_set(st, run, "nul", "a\0b", 3), STORE_INVALID);
+	cr_assert_eq(store_tag_set(st, run, "bad", "caf\xe9", 4), STORE_INVALID);
+	cr_assert_eq(store_tag_set(st, run, "cut", "\xe2\x82", 2), STORE_INVALID);
+	cr_assert_eq(store_tag_set(st, run, "over", "\xc0\xaf", 2), STORE_INVALID);
+	cr_assert_eq(store_property_add(st, run, "nul", "a\0b", 3),
+		     STORE_INVALID);
+	cr_assert_eq(store_property_add(st, run, "bad", "\xff", 1),
+		     STORE_INVALID);
+	cr_assert_eq(store_tag_get(st, run, "nul", &v, &len, NULL),
+		     STORE_NOT_FOUND, "a refused value stored something");
+	cr_assert_eq(store_property_get(st, run, "bad", &v, &len, NULL),
+		     STORE_NOT_FOUND, "a refused value stored something");
+	store_close(st);
+}
+
 Test(store, tag_value_is_byte_exact)
 {
-	static const char odd[] = "line one\nline\0two\r\n\0\xff\x01 end\n";
+	static const char odd[] = "line one\nline two\r\n\t caf\xc3\xa9 \xe2\x82\xac\x01 end\n";
 	char *big = malloc(STORE_VALUE_MAX + 1);
 	struct kv_list l = { .n = 0 };
 	struct store *st = open_fresh();
@@ -1056,7 +1078,7 @@ Test(store, tag_value_is_byte_exact)
 
 	for (size_t i = 0; i < STORE_VALUE_MAX + 1; i++)
 		big[i] = (char)('a' + i % 26);
-	big[100] = '\0';
+	big[100] = '\n';
 	cr_assert_eq(store_tag_set(st, run, "big", big, STORE_VALUE_MAX),
 		     STORE_OK, "a value of STORE_VALUE_MAX bytes was refused");
 	assert_tag(st, run, "big", big, STORE_VALUE_MAX);
@@ -1110,15 +1132,15 @@ Test(store, property_add_refuses_different_bytes)
 	char *v = NULL;
 	size_t len = 0;
 
-	cr_assert_eq(store_property_add(st, run, "p", "a\0b", 3), STORE_OK);
+	cr_assert_eq(store_property_add(st, run, "p", "a\nb", 3), STORE_OK);
 	cr_assert_eq(store_changes_head(st, &head), STORE_OK);
-	cr_assert_eq(store_property_add(st, run, "p", "a\0b", 3), STORE_OK,
+	cr_assert_eq(store_property_add(st, run, "p", "a\nb", 3), STORE_OK,
 		     "the same bytes again must be accepted");
-	cr_assert_eq(store_property_add(st, run, "p", "a\0c", 3),
+	cr_assert_eq(store_property_add(st, run, "p", "a\nc", 3),
 		     STORE_DENIED);
 	cr_assert_eq(store_property_add(st, run, "p", "a", 1), STORE_DENIED,
 		     "a prefix of the value is a different value");
-	cr_assert_eq(store_property_add(st, run, "p", "a\0bc", 4),
+	cr_assert_eq(store_property_add(st, run, "p", "a\nbc", 4),
 		     STORE_DENIED);
 	cr_assert_eq(store_property_add(st, run, "p", "", 0), STORE_DENIED);
 	cr_assert_eq(store_changes_head(st, &head2), STORE_OK);
@@ -1126,7 +1148,7 @@ Test(store, property_add_refuses_different_bytes)
 	cr_assert_eq(store_property_get(st, run, "p", &v, &len, NULL),
 		     STORE_OK);
 	cr_assert_eq(len, 3);
-	cr_assert_eq(memcmp(v, "a\0b", 3), 0, "the value changed");
+	cr_assert_eq(memcmp(v, "a\nb", 3), 0, "the value changed");
 	free(v);
 
 	cr_assert_eq(store_property_add(st, run, "empty", "", 0), STORE_OK);
@@ -1144,7 +1166,7 @@ Test(store, property_add_refuses_different_bytes)
 	cr_assert_str_eq(l.key[2], "p");
 	cr_assert_eq(l.len[1], 0);
 	cr_assert_eq(l.len[2], 3);
-	cr_assert_eq(memcmp(l.value[2], "a\0b", 3), 0);
+	cr_assert_eq(memcmp(l.value[2], "a\nb", 3), 0);
 	kv_list_release(&l);
 	/* Properties and tags are separate namespaces. */
 	cr_assert_eq(store_tag_list(st, run, collect_kv, &l), STORE_OK);

@@ -1,0 +1,409 @@
+# lib.sh - harness for the mount tests, sourced by each t_*.sh script.
+#
+# A test script reads like this (git t/ style):
+#
+#	. "$(dirname "$0")/lib.sh"
+#	mlfs_mount
+#	test_case mkdir_creates_experiment
+#	mkdir "$MNT/experiments/a" || fail "mkdir"
+#	expect_eq "a" "$(ls "$MNT/experiments")" "listing"
+#	test_done
+#
+# Sourcing makes a temporary directory $TMP holding the workspace $WS, the
+# mount point $MNT and the daemon's stderr $LOG. mlfs_mount starts
+# "$MLFS mount $WS $MNT -f" in the background and waits until it is
+# mounted. An EXIT trap always unmounts and reaps the daemon, even when the
+# script dies half way; a daemon that does not exit 0 after a clean
+# unmount, or that reports a sanitizer error on stderr, fails the test.
+#
+# test_case NAME starts a case; the assertions after it (expect_*, fail)
+# count against it. test_done ends the last case, unmounts, prints
+# "N passed, N failed" and exits 1 if anything failed.
+#
+# Helpers
+#   expect_eq WANT GOT MSG      strings equal
+#   expect_true MSG CMD...      CMD succeeds
+#   expect_errno ERRNO CMD...   CMD fails naming ERRNO (symbol or strerror text)
+#   expect_event REGEX          a new line of $MNT/events matches (polls <= 1 s)
+#   sysop OP PATH [DATA]        one exact syscall sequence from Python
+#   poll_ms MS CMD...           retry CMD for up to MS ms (freshness checks only)
+#   mlfs_mount, mlfs_unmount, mlfs_kill9 (kill -9, then fusermount3 -u -z)
+#
+# Environment: MLFS (the mlfs binary; default ../../build/cli/mlfs next to
+# this file), MLFS_TEST_KEEP=1 keeps $TMP for inspection.
+
+set -u
+export LC_ALL=C
+
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+: "${MLFS:=$LIB_DIR/../../build/cli/mlfs}"
+PY=/usr/bin/python3	# Debian's, with pandas; not the first python3 on PATH
+
+# Sanitizer builds: make UBSan reports fatal and visible; ASan's are already.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mlfs-test.XXXXXX") || exit 1
+WS=$TMP/ws
+MNT=$TMP/mnt
+LOG=$TMP/mlfs.log
+mkdir "$MNT" || exit 1
+: >"$LOG"
+
+MLFS_PID=
+cases_passed=0
+cases_failed=0
+case_name=
+case_failures=0
+harness_failures=0
+events_seen=0		# lines of $MNT/events already looked at
+finished=0
+
+say() { printf '%s\n' "$*"; }
+
+# ---- the daemon ------------------------------------------------------------
+
+# 0 while process $1 exists and is not a zombie.
+pid_alive()
+{
+	local state
+	[ -r "/proc/$1/stat" ] || return 1
+	state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# Waits up to $2 seconds for process $1 to end; 0 if it did.
+pid_wait_gone()
+{
+	local pid=$1 tries=$(($2 * 10))
+	while pid_alive "$pid"; do
+		tries=$((tries - 1))
+		[ "$tries" -gt 0 ] || return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# 0 while $MNT is in the mount table (mountpoint(1) fails on a dead FUSE
+# mount, whose stat gives ENOTCONN).
+is_mounted()
+{
+	awk -v m="$MNT" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
+}
+
+harness_fail()
+{
+	say "HARNESS FAIL: $*"
+	harness_failures=$((harness_failures + 1))
+}
+
+# Starts the daemon over $WS at $MNT and waits (up to 20 s) until mounted.
+mlfs_mount()
+{
+	local tries=200
+	if [ ! -x "$MLFS" ]; then
+		harness_fail "mlfs binary '$MLFS' not found (set MLFS)"
+		exit 1
+	fi
+	say "# mount: $MLFS mount $WS $MNT -f"
+	"$MLFS" mount "$WS" "$MNT" -f 2>>"$LOG" &
+	MLFS_PID=$!
+	events_seen=0
+	while ! mountpoint -q "$MNT"; do
+		if ! pid_alive "$MLFS_PID"; then
+			wait "$MLFS_PID"
+			harness_fail "mlfs exited with status $? before mounting"
+			MLFS_PID=
+			exit 1
+		fi
+		tries=$((tries - 1))
+		if [ "$tries" -le 0 ]; then
+			harness_fail "not mounted after 20 s"
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+
+# Fails the test if the daemon's stderr holds a sanitizer report.
+check_log()
+{
+	if grep -qE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' "$LOG"; then
+		harness_fail "sanitizer report in the daemon's log"
+	fi
+}
+
+# Unmounts cleanly and checks that the daemon exits 0.
+mlfs_unmount()
+{
+	local tries=50 status
+	[ -n "$MLFS_PID" ] || return 0
+	while is_mounted && ! fusermount3 -u "$MNT" 2>>"$TMP/umount.err"; do
+		tries=$((tries - 1))
+		if [ "$tries" -le 0 ]; then
+			harness_fail "fusermount3 -u failed for 10 s (busy?); lazy unmount"
+			fusermount3 -u -z "$MNT"
+			break
+		fi
+		sleep 0.2
+	done
+	if ! pid_wait_gone "$MLFS_PID" 30; then
+		harness_fail "mlfs (pid $MLFS_PID) still running 30 s after unmount; killed"
+		kill -9 "$MLFS_PID" 2>/dev/null
+	fi
+	wait "$MLFS_PID"
+	status=$?
+	# A daemon that died leaves a dead mount behind: detach it.
+	! is_mounted || fusermount3 -u -z "$MNT"
+	[ "$status" -eq 0 ] || harness_fail "mlfs exited with status $status (want 0)"
+	MLFS_PID=
+	check_log
+}
+
+# kill -9 the daemon, reap it, and lazily detach the dead mount.
+mlfs_kill9()
+{
+	[ -n "$MLFS_PID" ] || return 0
+	kill -9 "$MLFS_PID"
+	pid_wait_gone "$MLFS_PID" 30 || harness_fail "mlfs survived kill -9"
+	{ wait "$MLFS_PID"; } 2>/dev/null	# no "Killed" job notice
+	say "# mlfs killed (wait status $?)"
+	MLFS_PID=
+	fusermount3 -u -z "$MNT" || harness_fail "fusermount3 -u -z after kill -9"
+	if is_mounted; then
+		harness_fail "still a mount point after lazy unmount"
+	fi
+	check_log
+}
+
+# ---- cases and assertions -------------------------------------------------
+
+case_end()
+{
+	[ -n "$case_name" ] || return 0
+	if [ "$case_failures" -eq 0 ]; then
+		cases_passed=$((cases_passed + 1))
+		say "ok - $case_name"
+	else
+		cases_failed=$((cases_failed + 1))
+		say "not ok - $case_name"
+	fi
+	case_name=
+	case_failures=0
+}
+
+test_case()
+{
+	case_end
+	case_name=$1
+	say "# --- $case_name"
+	events_mark
+}
+
+fail()
+{
+	say "  FAIL${case_name:+ [$case_name]}: $*"
+	case_failures=$((case_failures + 1))
+	[ -n "$case_name" ] || harness_failures=$((harness_failures + 1))
+	return 1
+}
+
+expect_eq()
+{
+	if [ "$1" != "$2" ]; then
+		fail "$3"
+		say "    expected: $(printf '%q' "$1")"
+		say "    actual:   $(printf '%q' "$2")"
+		return 1
+	fi
+}
+
+# expect_true MSG CMD...: CMD must succeed.
+expect_true()
+{
+	local msg=$1 out
+	shift
+	if ! out=$("$@" 2>&1); then
+		fail "$msg"
+		say "    command: $*"
+		[ -z "$out" ] || say "    output: $out"
+		return 1
+	fi
+}
+
+# The errno name ("EINVAL") or number as its strerror text.
+strerror_of()
+{
+	"$PY" -c 'import errno, os, sys
+a = sys.argv[1]
+print(os.strerror(int(a) if a.isdigit() else getattr(errno, a)))' "$1"
+}
+
+# expect_errno ERRNO CMD...: CMD must fail, and its output must name ERRNO,
+# either as the symbol (sysop prints "EINVAL") or as strerror's text, which
+# is what coreutils and bash print ("mkdir: ...: Invalid argument").
+expect_errno()
+{
+	local want=$1 text out status
+	shift
+	text=$(strerror_of "$want")
+	out=$("$@" 2>&1)
+	status=$?
+	if [ "$status" -eq 0 ]; then
+		fail "expected $want, but it succeeded: $*"
+		return 1
+	fi
+	if ! printf '%s\n' "$out" | grep -qwF -e "$want" -e "$text"; then
+		fail "expected $want ($text): $*"
+		say "    got (status $status): $out"
+		return 1
+	fi
+}
+
+# sysop OP PATH [DATA]: one system call sequence from Python, so the errno
+# is exact. Prints "OK" or "ERRNAME: message" (status 1). OPs:
+#   write   open O_WRONLY|O_CREAT|O_TRUNC, one write(DATA), close
+#   append  open O_WRONLY|O_CREAT|O_APPEND, one write(DATA), close
+#   openw   open O_WRONLY only        truncate  truncate(PATH, 0)
+#   mkdir rmdir unlink read(prints the bytes)
+sysop()
+{
+	"$PY" - "$@" <<-'EOF'
+	import errno, os, sys
+	op, path = sys.argv[1], sys.argv[2]
+	data = sys.argv[3].encode() if len(sys.argv) > 3 else b""
+	try:
+	    if op in ("write", "append"):
+	        fl = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if op == "write" else os.O_APPEND)
+	        fd = os.open(path, fl, 0o644)
+	        try:
+	            n = os.write(fd, data)
+	            if n != len(data):
+	                print("SHORT: wrote %d of %d" % (n, len(data)), file=sys.stderr)
+	                sys.exit(1)
+	        finally:
+	            os.close(fd)
+	    elif op == "openw":
+	        os.close(os.open(path, os.O_WRONLY))
+	    elif op == "truncate":
+	        os.truncate(path, 0)
+	    elif op == "mkdir":
+	        os.mkdir(path)
+	    elif op == "rmdir":
+	        os.rmdir(path)
+	    elif op == "unlink":
+	        os.unlink(path)
+	    elif op == "read":
+	        with open(path, "rb") as f:
+	            sys.stdout.buffer.write(f.read())
+	        sys.exit(0)
+	    else:
+	        sys.exit("sysop: unknown op " + op)
+	except OSError as e:
+	    print("%s: %s" % (errno.errorcode.get(e.errno, e.errno), e.strerror), file=sys.stderr)
+	    sys.exit(1)
+	print("OK")
+	EOF
+}
+
+# Lines of the events file (read through the mount).
+events_count() { wc -l <"$MNT/events" 2>/dev/null || echo 0; }
+
+# Everything before now is old: expect_event looks only at newer lines.
+events_mark()
+{
+	if [ -n "$MLFS_PID" ] && mountpoint -q "$MNT"; then
+		events_seen=$(events_count)
+	fi
+}
+
+# expect_event REGEX: a line newer than the last mark matches REGEX
+# (grep -E). The events file is live, so it may take up to 1 s to show.
+expect_event()
+{
+	local re=$1 tries=11 new
+	while :; do
+		new=$(tail -n +"$((events_seen + 1))" "$MNT/events")
+		if printf '%s\n' "$new" | grep -qE -- "$re"; then
+			events_seen=$(events_count)
+			return 0
+		fi
+		tries=$((tries - 1))
+		[ "$tries" -gt 0 ] || break
+		sleep 0.1
+	done
+	fail "no new events line matching /$re/"
+	say "    new lines: $(printf '%q' "$new")"
+	events_seen=$(events_count)
+	return 1
+}
+
+# poll_ms MS CMD...: retries CMD every 50 ms until it succeeds or MS
+# milliseconds passed; 0 if it succeeded. Only for "visible within N s".
+poll_ms()
+{
+	local end=$(($(date +%s%N) / 1000000 + $1))
+	shift
+	while :; do
+		"$@" && return 0
+		[ "$(($(date +%s%N) / 1000000))" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
+# ---- the end -----------------------------------------------------------------
+
+summary()
+{
+	local failed=$((cases_failed + harness_failures))
+	say "$cases_passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+}
+
+# Ends the last case, unmounts, prints the summary and exits.
+test_done()
+{
+	case_end
+	mlfs_unmount
+	finished=1
+	exit 0	# the EXIT trap decides the status
+}
+
+on_exit()
+{
+	local status=$?
+	trap - EXIT INT TERM HUP
+	if [ "$finished" -eq 0 ]; then
+		[ -z "$case_name" ] || fail "script ended inside this case (status $status)"
+		case_end
+		harness_fail "the script did not reach test_done (status $status)"
+		mlfs_unmount
+	fi
+	# Stray children (writers of a test) must not outlive it.
+	local pids
+	pids=$(jobs -p)
+	[ -z "$pids" ] || kill $pids 2>/dev/null
+	wait 2>/dev/null
+	if is_mounted; then
+		fusermount3 -u -z "$MNT" 2>/dev/null
+	fi
+	if summary; then
+		status=0
+	else
+		status=1
+		if [ -s "$LOG" ]; then
+			say "# ---- mlfs stderr ($LOG)"
+			sed 's/^/# /' "$LOG"
+		fi
+	fi
+	if [ "${MLFS_TEST_KEEP:-0}" = 1 ] || is_mounted; then
+		say "# kept $TMP"
+	else
+		rm -rf "$TMP"
+	fi
+	exit "$status"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP

@@ -1,0 +1,73 @@
+#!/bin/bash
+# Experiments: mkdir creates, rmdir removes while empty, names are checked.
+. "$(dirname "$0")/lib.sh"
+
+mlfs_mount
+E=$MNT/experiments
+
+test_case experiments_dir_starts_empty
+expect_eq "" "$(ls -A "$E")" "a new workspace lists no experiments"
+
+test_case mkdir_creates_experiment_with_runs_and_runs_csv
+expect_true "mkdir experiments/alpha" mkdir "$E/alpha"
+[ -d "$E/alpha" ] || fail "experiments/alpha is not a directory"
+expect_eq "runs
+runs.csv" "$(ls "$E/alpha")" "an experiment holds runs/ and runs.csv"
+[ -d "$E/alpha/runs" ] || fail "runs/ is not a directory"
+expect_eq "" "$(ls -A "$E/alpha/runs")" "a new experiment has no runs"
+
+test_case mkdir_accepts_every_valid_name_character
+long=$(printf 'n%.0s' $(seq 255))
+for name in a-b_c.D9 -dash 0 x.. "$long"; do
+	expect_true "mkdir '$name'" mkdir "$E/$name"
+	[ -d "$E/$name" ] || fail "'$name' not created"
+done
+
+test_case mkdir_existing_experiment_gives_EEXIST
+expect_errno EEXIST mkdir "$E/alpha"
+expect_errno EEXIST sysop mkdir "$E/alpha"
+
+test_case mkdir_invalid_name_gives_EINVAL_and_event
+for name in .hidden ... 'a b' 'semi;colon' 'quo"te' 'tab	x' 'ümlaut' \
+	'star*' "$(printf 'n%.0s' $(seq 256))"; do
+	expect_errno EINVAL sysop mkdir "$E/$name"
+	expect_event "refused mkdir experiments/.*\(EINVAL\)"
+	[ ! -e "$E/$name" ] || fail "invalid name '$name' exists after refusal"
+done
+expect_eq "" "$(ls "$E" | grep -E '^(\.|a b|semi|quo|tab|star)')" \
+	"no invalid experiment is listed"
+
+test_case ls_lists_exactly_the_experiments
+expect_eq "$(printf '%s\n' -dash 0 a-b_c.D9 alpha "$long" x.. | sort)" \
+	"$(ls "$E" | sort)" "ls experiments"
+
+test_case rmdir_empty_experiment_removes_it
+expect_true "mkdir beta" mkdir "$E/beta"
+expect_true "rmdir beta" rmdir "$E/beta"
+[ ! -e "$E/beta" ] || fail "beta still exists after rmdir"
+ls "$E" | grep -qx beta && fail "beta still listed after rmdir"
+expect_errno ENOENT sysop rmdir "$E/beta"
+
+test_case rmdir_experiment_with_runs_gives_ENOTEMPTY_and_event
+expect_true "mkdir gamma" mkdir "$E/gamma"
+expect_true "mkdir gamma/runs/r1" mkdir "$E/gamma/runs/r1"
+expect_errno ENOTEMPTY rmdir "$E/gamma"
+expect_event "refused rmdir experiments/gamma: .*\(ENOTEMPTY\)"
+[ -d "$E/gamma/runs/r1" ] || fail "gamma's run is gone after refused rmdir"
+ls "$E" | grep -qx gamma || fail "gamma no longer listed"
+
+test_case rmdir_missing_experiment_gives_ENOENT
+expect_errno ENOENT rmdir "$E/nosuch"
+
+test_case experiment_can_be_made_again_after_rmdir
+expect_true "mkdir beta again" mkdir "$E/beta"
+expect_eq "" "$(ls -A "$E/beta/runs")" "re-made experiment has no runs"
+
+test_case experiments_survive_remount
+mlfs_unmount
+mlfs_mount
+expect_eq "$(printf '%s\n' -dash 0 a-b_c.D9 alpha beta gamma "$long" x.. | sort)" \
+	"$(ls "$E" | sort)" "ls experiments after remount"
+[ -d "$E/gamma/runs/r1" ] || fail "gamma/runs/r1 lost in remount"
+
+test_done

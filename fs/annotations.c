@@ -193,11 +193,15 @@ static int annotation_write(struct fs_ctx *ctx, struct fs_handle *h,
 /*
  * touch, or "> file" with nothing written: the key with an empty value.
  * At release, not flush: a shell's "echo v > f" closes a dup of the file
- * (a flush) before it writes.
+ * (a flush) before it writes. On an existing property O_TRUNC alone is
+ * ignored: "echo v > p" must work for the same bytes, so the open cannot
+ * fail, and a refusal at release would reach nobody.
  */
 static void annotation_release(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	if (h->wrote || !(h->created || h->truncated))
+		return;
+	if (!h->created && ops_of(h->node->id.kind) == &property_ops)
 		return;
 	if (!(h->flags & (O_WRONLY | O_RDWR)))
 		return;

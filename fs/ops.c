@@ -541,7 +541,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	e.ino = n->ino;
 	e.attr_timeout = node_attr_timeout(ctx, n);
-	e.entry_timeout = node_entry_timeout(ctx, n);
+	/*
+	 * A file made here exists in the store only from its first accepted
+	 * write: the kernel must ask again, or a refused first write would
+	 * leave a name that looks real for a while.
+	 */
+	e.entry_timeout = created ? 0 : node_entry_timeout(ctx, n);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		handle_free(ctx, (struct fs_handle *)(uintptr_t)fi->fh);
 	goto out_put;

@@ -61,7 +61,6 @@ static const struct fs_kind *metric_file_kind(const char *name, size_t *base)
 static int metrics_lookup(struct fs_ctx *ctx, struct fs_node *dir,
 			  const char *name, struct fs_ident *out)
 {
-	struct store_metric m = { 0 };
 	char base[NAME_MAX_LEN + 1];
 	size_t blen;
 	int rc;
@@ -71,12 +70,8 @@ static int metrics_lookup(struct fs_ctx *ctx, struct fs_node *dir,
 		return -ENOENT;
 	memcpy(base, name, blen);
 	base[blen] = '\0';
-	rc = store_metric_get(ctx->st, dir->id.run_id, base, &m);
-	if (rc != STORE_OK)
-		return -fs_errno(rc);
-	out->obj_id = m.id;
-	store_metric_release(&m);
-	return 0;
+	rc = store_metric_find(ctx->st, dir->id.run_id, base, &out->obj_id);
+	return -fs_errno(rc);
 }
 
 struct list_ctx {

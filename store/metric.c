@@ -308,6 +308,23 @@ int store_metric_get(struct store *st, int64_t run_id, const char *name,
 	return rc;
 }
 
+int store_metric_find(struct store *st, int64_t run_id, const char *name,
+		      int64_t *metric_id)
+{
+	struct store_metric m = { 0 };
+	struct conn *c;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = metric_get_locked(c, run_id, name, &m);
+	if (rc == STORE_OK)
+		*metric_id = m.id;
+	store_metric_release(&m);
+	conn_put(st, c);
+	return rc;
+}
+
 int store_metric_get_by_id(struct store *st, int64_t metric_id,
 			   struct store_metric *out)
 {

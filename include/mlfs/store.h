@@ -293,6 +293,12 @@ int store_metric_append(struct store *st, int64_t metric_id,
 
 int store_metric_get(struct store *st, int64_t run_id, const char *name,
 		     struct store_metric *out);
+/*
+ * The id of metric @name of run @run_id, without merging the journal
+ * first (a metric's row exists from its creation): for name lookups.
+ */
+int store_metric_find(struct store *st, int64_t run_id, const char *name,
+		      int64_t *metric_id);
 int store_metric_get_by_id(struct store *st, int64_t metric_id,
 			   struct store_metric *out);
 typedef int (*store_metric_fn)(void *ctx, const struct store_metric *m);

@@ -365,6 +365,27 @@ out:
 	return rc == SQLITE_OK ? STORE_OK : store_rc_from_sqlite(NULL, rc, "init workspace");
 }
 
+/*
+ * Switches @db to WAL. Needs an exclusive lock for a moment, and SQLite
+ * may answer SQLITE_BUSY without calling the busy handler (to avoid
+ * deadlock) when several processes open a new workspace at once: retry.
+ */
+static int use_wal(sqlite3 *db)
+{
+	struct timespec pause = { 0, 1000000 };	/* 1 ms */
+	int64_t deadline = time_now_ms() + STORE_BUSY_TIMEOUT_MS;
+	int rc;
+
+	do {
+		rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL,
+				  NULL);
+		if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+			return rc;
+		nanosleep(&pause, NULL);
+	} while (time_now_ms() < deadline);
+	return rc;
+}
+
 /* Opens (creating if asked) the database file and brings its schema up. */
 static int prepare_database(const char *dir, const char *db_path, int create,
 			    char *err, size_t errlen)
@@ -383,7 +404,7 @@ static int prepare_database(const char *dir, const char *db_path, int create,
 		goto out;
 	}
 	sqlite3_busy_handler(db, busy_wait, &deadline);
-	rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+	rc = use_wal(db);
 	if (rc != SQLITE_OK) {
 		if (err)
 			snprintf(err, errlen, "cannot use '%s': %s", db_path,

@@ -21,8 +21,10 @@
  *  4. Every store call that reads metrics drains first (journal_drain_
  *     pending), so no reader ever sees the database behind an append that
  *     returned.
- *  5. A journal file belongs to the process holding its flock. Files no
- *     process holds were left by a crash: journal_recover() merges them up
+ *  5. A journal file belongs to the process holding its flock; it is made
+ *     and locked as NAME.log.new and only then renamed to NAME.log, the
+ *     only names recovery looks at. Files no process holds were left by a
+ *     crash: journal_recover() merges them up
  *     to the first bad record, deletes the file, then its row — in that
  *     order, so a crash in between never replays a record twice.
  */
@@ -483,6 +485,7 @@ out_free:
 int store_journal_start(struct store *st)
 {
 	struct journal *j;
+	char *tmp = NULL;
 	int rc = STORE_NOMEM;
 
 	if (st->journal)
@@ -500,13 +503,24 @@ int store_journal_start(struct store *st)
 		j->path = NULL;
 		goto out_free;
 	}
+	if (asprintf(&tmp, "%s.new", j->path) < 0) {
+		tmp = NULL;
+		goto out_free;
+	}
+	/*
+	 * Made and locked under a name recovery ignores, then renamed: a
+	 * store_open() elsewhere can never take a journal that is being born
+	 * for a dead one.
+	 */
 	rc = STORE_IO;
-	j->fd = open(j->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (j->fd < 0 || flock(j->fd, LOCK_EX | LOCK_NB) < 0) {
+	j->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (j->fd < 0 || flock(j->fd, LOCK_EX | LOCK_NB) < 0 ||
+	    rename(tmp, j->path) < 0) {
 		fprintf(stderr, "mlfs: cannot create metric journal '%s': %s\n",
 			j->path, strerror(errno));
 		goto out_free;
 	}
+	free(tmp);
 	pthread_mutex_init(&j->append_lock, NULL);
 	pthread_mutex_init(&j->drain_lock, NULL);
 	st->journal = j;
@@ -515,8 +529,9 @@ int store_journal_start(struct store *st)
 out_free:
 	if (j->fd >= 0) {
 		close(j->fd);
-		unlink(j->path);
+		unlink(tmp);
 	}
+	free(tmp);
 	free(j->path);
 	free(j->name);
 	free(j);

@@ -24,7 +24,6 @@ struct annotation_ops {
 		   const char *value, size_t len);
 	int (*list)(struct store *st, int64_t run_id, store_kv_fn fn, void *ctx);
 	const struct fs_kind *file_kind;
-	enum change_kind change;
 };
 
 static const struct annotation_ops tag_ops;
@@ -285,7 +284,6 @@ static const struct annotation_ops tag_ops = {
 	.put = store_tag_set,
 	.list = store_tag_list,
 	.file_kind = &kind_tag,
-	.change = CHANGE_RUN_TAGS,
 };
 
 static const struct annotation_ops property_ops = {
@@ -294,7 +292,6 @@ static const struct annotation_ops property_ops = {
 	.put = store_property_add,
 	.list = store_property_list,
 	.file_kind = &kind_property,
-	.change = CHANGE_RUN_PROPERTIES,
 };
 
 static const struct annotation_ops *ops_of(const struct fs_kind *k)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fs_internal.h"
+#include "mlfs/fileio.h"
 
 /* ---- versions -------------------------------------------------------- */
 
@@ -222,21 +223,11 @@ static int spill_open(struct fs_ctx *ctx, struct content *c)
 
 static int spill_write(struct content *c)
 {
-	const char *p = c->mem.buf;
-	size_t left = c->mem.len;
+	int rc = pwrite_all(c->fd, c->mem.buf, c->mem.len, c->fd_len);
 
-	while (left) {
-		ssize_t w = pwrite(c->fd, p, left, (off_t)c->fd_len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		left -= (size_t)w;
-		c->fd_len += (size_t)w;
-	}
+	if (rc < 0)
+		return rc;
+	c->fd_len += c->mem.len;
 	strbuf_reset(&c->mem);
 	return 0;
 }

@@ -39,6 +39,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "mlfs/fileio.h"
 #include "mlfs/timefmt.h"
 #include "store_internal.h"
 
@@ -71,23 +72,6 @@ struct record_fixed {
 };
 
 /* ---- writing ------------------------------------------------------------ */
-
-static int write_full(int fd, const char *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t w = pwrite(fd, buf, len, (off_t)off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += w;
-		len -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
 
 /* Lays out one record: head, fixed part, values, steps, text. */
 static char *record_build(int64_t metric_id, const struct metric_point *pts,
@@ -148,7 +132,7 @@ int journal_append(struct store *st, int64_t metric_id,
 	if (!rec)
 		return STORE_NOMEM;
 	pthread_mutex_lock(&j->append_lock);
-	rc = write_full(j->fd, rec, size, j->end);
+	rc = pwrite_all(j->fd, rec, size, j->end);
 	if (rc == 0)
 		__atomic_store_n(&j->end, j->end + size, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&j->append_lock);

@@ -207,6 +207,31 @@ static void annotation_release(struct fs_ctx *ctx, struct fs_handle *h)
 	annotation_store(ctx, h, "", 0);
 }
 
+/*
+ * touch: a key that does not exist yet gets an empty value now, not at
+ * release (which the kernel sends after close() has returned).
+ */
+static int annotation_touch(struct fs_ctx *ctx, struct fs_node *node)
+{
+	const struct annotation_ops *ops = ops_of(node->id.kind);
+	char *value = NULL;
+	size_t len;
+	int rc;
+
+	rc = ops->get(ctx->st, node->id.run_id, node->id.key, &value, &len,
+		      NULL);
+	free(value);
+	if (rc != STORE_NOT_FOUND)
+		return -fs_errno(rc);
+	rc = ops->put(ctx->st, node->id.run_id, node->id.key, "", 0);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "touch", node, NULL, fs_errno(rc),
+				 "cannot make %s '%s': %s", ops->what,
+				 node->id.key, store_strerror(rc));
+	bump_run(ctx, node);
+	return 0;
+}
+
 static int annotation_truncate(struct fs_ctx *ctx, struct fs_node *node,
 			       off_t size)
 {
@@ -238,6 +263,7 @@ static const struct fs_kind kind_tag = {
 	.write = annotation_write,
 	.release = annotation_release,
 	.truncate = annotation_truncate,
+	.touch = annotation_touch,
 };
 
 static const struct fs_kind kind_property = {
@@ -248,6 +274,7 @@ static const struct fs_kind kind_property = {
 	.write = annotation_write,
 	.release = annotation_release,
 	.truncate = annotation_truncate,
+	.touch = annotation_touch,
 };
 
 const struct fs_kind kind_run_tags = {

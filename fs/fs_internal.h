@@ -160,6 +160,8 @@ struct fs_kind {
 	/* release runs once, when the last descriptor of an open is gone. */
 	void (*release)(struct fs_ctx *ctx, struct fs_handle *h);
 	int (*truncate)(struct fs_ctx *ctx, struct fs_node *node, off_t size);
+	/* Setting times (touch): make the object if it does not exist. */
+	int (*touch)(struct fs_ctx *ctx, struct fs_node *node);
 	/* Kinds whose content only ever grows: keep the kernel's pages. */
 	int append_only;
 	/* For the README: the children a directory lists from the store. */

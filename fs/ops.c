@@ -352,7 +352,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			       "the file is read-only");
 	else if (to_set & FUSE_SET_ATTR_SIZE)
 		rc = k->truncate(ctx, n, attr->st_size);
-	/* Times are the objects' own; touch is accepted and changes nothing. */
+	else if ((to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) &&
+		 k->touch)
+		rc = k->touch(ctx, n);
+	/* Times are the objects' own: touch changes none of them. */
 	if (rc == 0)
 		rc = node_stat(ctx, n, &st);
 	if (rc < 0)

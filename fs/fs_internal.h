@@ -179,6 +179,7 @@ struct fs_node {
 	uint64_t nlookup;	/* kernel references */
 	uint64_t refs;		/* ours: children, handles, requests */
 	int unhashed;		/* replaced or deleted: no longer found by name */
+	int carrying;		/* handles holding a line without its newline */
 	int list_cached;	/* the kernel caches our listing of list_ver */
 	uint64_t list_ver;
 	struct fs_node *ino_next;
@@ -227,6 +228,8 @@ struct fs_ctx {
 	volatile int stopping;
 	int64_t change_seq;
 	int64_t mount_ms;
+	pthread_mutex_t carry_lock;	/* fs_node.carrying */
+	pthread_cond_t carry_done;
 	uid_t uid;
 	gid_t gid;
 };
@@ -248,6 +251,19 @@ void node_forget(struct fs_ctx *ctx, fuse_ino_t ino, uint64_t nlookup);
 /* Stops @dir/@name from being found (after unlink/rmdir). */
 void node_unhash_child(struct fs_ctx *ctx, struct fs_node *dir,
 		       const char *name);
+/*
+ * A writer's unterminated last line is logged at release, which the kernel
+ * sends after close() returned: a reader that comes right after must wait
+ * for it. node_carry_update() counts handles holding such a line;
+ * node_wait_carry() waits (briefly: a live writer may hold one for long)
+ * until none does.
+ */
+void node_carry_update(struct fs_ctx *ctx, struct fs_node *n, int had,
+		       int has);
+void node_wait_carry(struct fs_ctx *ctx, struct fs_node *n);
+/* The hashed child @name of @dir with a reference, or NULL. */
+struct fs_node *node_child_get(struct fs_ctx *ctx, struct fs_node *dir,
+			       const char *name);
 /* A file made by create() is stored at its first write: record its id. */
 void node_set_obj_id(struct fs_ctx *ctx, struct fs_node *n, int64_t obj_id);
 /* Path of the node relative to the mount root, for messages. */

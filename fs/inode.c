@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fs_internal.h"
 
@@ -307,6 +308,48 @@ void node_unhash_child(struct fs_ctx *ctx, struct fs_node *dir,
 	if (n)
 		by_name_remove(t, n);
 	pthread_mutex_unlock(&t->lock);
+}
+
+struct fs_node *node_child_get(struct fs_ctx *ctx, struct fs_node *dir,
+			       const char *name)
+{
+	struct fs_node *n;
+
+	pthread_mutex_lock(&ctx->itable.lock);
+	n = child_find_locked(&ctx->itable, dir, name);
+	if (n)
+		n->refs++;
+	pthread_mutex_unlock(&ctx->itable.lock);
+	return n;
+}
+
+#define CARRY_WAIT_MS 200
+
+void node_carry_update(struct fs_ctx *ctx, struct fs_node *n, int had, int has)
+{
+	if (!had == !has)
+		return;
+	pthread_mutex_lock(&ctx->carry_lock);
+	n->carrying += has ? 1 : -1;
+	if (!n->carrying)
+		pthread_cond_broadcast(&ctx->carry_done);
+	pthread_mutex_unlock(&ctx->carry_lock);
+}
+
+void node_wait_carry(struct fs_ctx *ctx, struct fs_node *n)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_nsec += CARRY_WAIT_MS * 1000000L;
+	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+	deadline.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&ctx->carry_lock);
+	while (n->carrying &&
+	       pthread_cond_timedwait(&ctx->carry_done, &ctx->carry_lock,
+				      &deadline) == 0)
+		;
+	pthread_mutex_unlock(&ctx->carry_lock);
 }
 
 void node_set_obj_id(struct fs_ctx *ctx, struct fs_node *n, int64_t obj_id)

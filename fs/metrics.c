@@ -477,14 +477,13 @@ static int log_lines(struct fs_ctx *ctx, struct fs_node *n, const char *text,
 	return rc;
 }
 
-static int values_write(struct fs_ctx *ctx, struct fs_handle *h,
-			const char *buf, size_t len, off_t off)
+static int values_write_lines(struct fs_ctx *ctx, struct fs_handle *h,
+			      const char *buf, size_t len)
 {
 	const char *last_nl = memrchr(buf, '\n', len);
 	size_t complete = last_nl ? (size_t)(last_nl - buf) + 1 : 0;
 	int rc = 0;
 
-	(void)off;	/* metrics only append, whatever the offset */
 	h->wrote = 1;
 	if (complete) {
 		if (h->buf.len) {
@@ -510,6 +509,18 @@ static int values_write(struct fs_ctx *ctx, struct fs_handle *h,
 	return h->buf.err ? h->buf.err : (int)len;
 }
 
+static int values_write(struct fs_ctx *ctx, struct fs_handle *h,
+			const char *buf, size_t len, off_t off)
+{
+	int had = h->buf.len > 0;
+	int rc;
+
+	(void)off;	/* metrics only append, whatever the offset */
+	rc = values_write_lines(ctx, h, buf, len);
+	node_carry_update(ctx, h->node, had, h->buf.len > 0);
+	return rc;
+}
+
 /*
  * A last line without its newline is logged when the file is released,
  * right after its last close. Not at flush: a FLUSH round trip at every
@@ -524,6 +535,7 @@ static void values_release(struct fs_ctx *ctx, struct fs_handle *h)
 	if (!h->buf.err)
 		log_lines(ctx, h->node, h->buf.buf, h->buf.len);
 	strbuf_reset(&h->buf);
+	node_carry_update(ctx, h->node, 1, 0);
 }
 
 static int values_truncate(struct fs_ctx *ctx, struct fs_node *node,

@@ -24,6 +24,8 @@ static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 	ctx->static_timeout = 86400.0;
 	ctx->uid = getuid();
 	ctx->gid = getgid();
+	pthread_mutex_init(&ctx->carry_lock, NULL);
+	pthread_cond_init(&ctx->carry_done, NULL);
 	rc = store_open(opt->workspace, STORE_CREATE, &ctx->st, err, sizeof(err));
 	if (rc != STORE_OK) {
 		fprintf(stderr, "mlfs: %s\n", err[0] ? err : store_strerror(rc));
@@ -49,6 +51,8 @@ out_close:
 
 static void ctx_release(struct fs_ctx *ctx)
 {
+	pthread_cond_destroy(&ctx->carry_done);
+	pthread_mutex_destroy(&ctx->carry_lock);
 	itable_release(&ctx->itable);
 	version_map_free(ctx->versions);
 	free(ctx->cache_dir);

@@ -133,6 +133,16 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!dir)
 		return;
 	rc = resolve_child(ctx, dir, name, &id);
+	if (rc == -ENOENT) {
+		/* Made by a writer whose first line is still on its way? */
+		struct fs_node *child = node_child_get(ctx, dir, name);
+
+		if (child && child->carrying) {
+			node_wait_carry(ctx, child);
+			rc = resolve_child(ctx, dir, name, &id);
+		}
+		node_put(ctx, child);
+	}
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		goto out_put;
@@ -318,6 +328,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	node_wait_carry(ctx, n);
 	rc = node_stat(ctx, n, &st);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
@@ -420,6 +431,7 @@ static int open_decide_cache(struct fs_ctx *ctx, struct fs_node *n,
 {
 	int rc;
 
+	node_wait_carry(ctx, n);
 	pthread_mutex_lock(&n->lock);
 	rc = node_refresh(ctx, n);
 	if (rc == 0) {

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,15 @@ static void ctx_release(struct fs_ctx *ctx)
 	store_close(ctx->st);
 }
 
+/*
+ * The loop returns the signal that ended it (libfuse's handlers record
+ * it): SIGINT, SIGTERM and SIGHUP are how a mount is asked to stop.
+ */
+static int loop_status(int rc)
+{
+	return rc != 0 && rc != SIGINT && rc != SIGTERM && rc != SIGHUP;
+}
+
 int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
 {
 	struct fuse_loop_config *loop;
@@ -90,14 +100,14 @@ int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
 	if (watcher_start(&ctx) < 0)
 		goto out_unmount;
 	if (opt->single_thread) {
-		ret = fuse_session_loop(ctx.se) != 0;
+		ret = loop_status(fuse_session_loop(ctx.se));
 	} else {
 		loop = fuse_loop_cfg_create();
 		if (!loop)
 			goto out_watcher;
 		fuse_loop_cfg_set_max_threads(loop, 16);
 		fuse_loop_cfg_set_idle_threads(loop, 4);
-		ret = fuse_session_loop_mt(ctx.se, loop) != 0;
+		ret = loop_status(fuse_session_loop_mt(ctx.se, loop));
 		fuse_loop_cfg_destroy(loop);
 	}
 out_watcher:

@@ -323,7 +323,9 @@ double node_attr_timeout(struct fs_ctx *ctx, const struct fs_node *n)
 {
 	if (n->id.kind->dep == DEP_NONE)
 		return ctx->static_timeout;
-	return S_ISREG(n->id.kind->mode) ? 0 : ctx->live_timeout;
+	if (S_ISREG(n->id.kind->mode) && !n->id.kind->attr_cached)
+		return 0;
+	return ctx->live_timeout;
 }
 
 double node_entry_timeout(struct fs_ctx *ctx, const struct fs_node *n)

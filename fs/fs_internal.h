@@ -164,6 +164,13 @@ struct fs_kind {
 	int (*touch)(struct fs_ctx *ctx, struct fs_node *node);
 	/* Kinds whose content only ever grows: keep the kernel's pages. */
 	int append_only;
+	/*
+	 * Files whose every change is a write through this very file: the
+	 * kernel drops their attributes itself after each write, so they can
+	 * be cached for live_timeout like directories (changes made outside
+	 * the mount still show within that time).
+	 */
+	int attr_cached;
 	/* For the README: the children a directory lists from the store. */
 	const char *dyn_name;	/* placeholder, e.g. "ID" */
 	const struct fs_kind *dyn_kind;

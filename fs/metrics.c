@@ -390,7 +390,8 @@ static int metric_id_for_write(struct fs_ctx *ctx, struct fs_node *n,
  * the journal merge nor a render. Caller holds n->lock.
  */
 static void values_content_extend(struct fs_ctx *ctx, struct fs_node *n,
-				  const struct parsed *pp, uint64_t ver)
+				  const struct parsed *pp, uint64_t ver,
+				  int64_t ts_ms)
 {
 	struct content *c = &n->content;
 	struct sink s;
@@ -407,7 +408,7 @@ static void values_content_extend(struct fs_ctx *ctx, struct fs_node *n,
 	c->rendered = 1;
 	c->ver = ver;
 	c->aux += (int64_t)pp->n;
-	c->mtime_ms = time_now_ms();
+	c->mtime_ms = ts_ms;	/* the store's updated_ms: NAME.csv agrees */
 }
 
 /* Logs the points in @pp through node @n. Caller holds n->lock. */
@@ -415,7 +416,7 @@ static int log_points(struct fs_ctx *ctx, struct fs_node *n,
 		      const struct parsed *pp)
 {
 	struct content *c = &n->content;
-	int64_t metric_id = 0;
+	int64_t metric_id = 0, now = time_now_ms();
 	uint64_t before, after;
 	int created = 0;
 	int rc;
@@ -429,10 +430,9 @@ static int log_points(struct fs_ctx *ctx, struct fs_node *n,
 		content_release(c);
 		c->rendered = 1;
 		c->ver = before;
-		c->mtime_ms = time_now_ms();
+		c->mtime_ms = now;
 	}
-	rc = store_metric_append(ctx->st, metric_id, pp->pts, pp->n,
-				 time_now_ms());
+	rc = store_metric_append(ctx->st, metric_id, pp->pts, pp->n, now);
 	if (rc != STORE_OK)
 		return fs_refuse(ctx, "write", n, NULL, fs_errno(rc),
 				 "cannot log metric points: %s",
@@ -441,7 +441,7 @@ static int log_points(struct fs_ctx *ctx, struct fs_node *n,
 	version_bump(ctx, DEP_RUN, n->id.run_id);
 	version_bump(ctx, DEP_EXPERIMENT, n->id.exp_id);
 	if (after && c->rendered && c->ver == before)
-		values_content_extend(ctx, n, pp, after);
+		values_content_extend(ctx, n, pp, after, now);
 	return 0;
 }
 
@@ -569,6 +569,7 @@ static const struct fs_kind kind_metric_values = {
 	.release = values_release,
 	.truncate = values_truncate,
 	.append_only = 1,
+	.attr_cached = 1,
 };
 
 static const struct fs_kind kind_metric_csv = {

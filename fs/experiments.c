@@ -62,6 +62,7 @@ static int experiments_mkdir(struct fs_ctx *ctx, struct fs_node *dir,
 				 "cannot create experiment '%s': %s", name,
 				 store_strerror(rc));
 	version_bump(ctx, DEP_EXPERIMENTS, 0);
+	version_bump(ctx, DEP_EVENTS, 0);
 	out->kind = &kind_experiment;
 	out->exp_id = e.id;
 	store_experiment_release(&e);
@@ -84,6 +85,7 @@ static int experiments_rmdir(struct fs_ctx *ctx, struct fs_node *dir,
 				 "cannot remove experiment '%s': %s", name,
 				 store_strerror(rc));
 	version_bump(ctx, DEP_EXPERIMENTS, 0);
+	version_bump(ctx, DEP_EVENTS, 0);
 	return 0;
 }
 

@@ -121,6 +121,7 @@ static int runs_mkdir(struct fs_ctx *ctx, struct fs_node *dir,
 				 store_strerror(rc));
 	version_bump(ctx, DEP_EXPERIMENT, dir->id.exp_id);
 	version_bump(ctx, DEP_RUN, r.id);
+	version_bump(ctx, DEP_EVENTS, 0);
 	out->kind = &kind_run;
 	out->run_id = r.id;
 	store_run_release(&r);
@@ -318,6 +319,7 @@ static int status_write(struct fs_ctx *ctx, struct fs_handle *h,
 				 "cannot set status: %s", store_strerror(rc));
 	version_bump(ctx, DEP_RUN, n->id.run_id);
 	version_bump(ctx, DEP_EXPERIMENT, n->id.exp_id);
+	version_bump(ctx, DEP_EVENTS, 0);
 	return (int)len;
 }
 

@@ -2,6 +2,8 @@
  * event.c - the workspace's event log (the mount's /events) and the
  * change feed that lets every process see what others changed.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,29 @@ static int event_prune(struct conn *c)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, STORE_EVENTS_KEEP);
 	return stmt_exec(c, s, "prune events");
+}
+
+int event_add_locked(struct conn *c, int64_t now, const char *fmt, ...)
+{
+	char line[1024];
+	sqlite3_stmt *s;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	s = stmt_get(c, SQL_EVENT_INSERT);
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_text(s, 2, line, -1, SQLITE_STATIC);
+	rc = stmt_exec(c, s, "add event");
+	if (rc == STORE_OK)
+		rc = event_prune(c);
+	if (rc == STORE_OK)
+		rc = change_add(c, CHANGE_EVENTS, 0, 0, 0, now);
+	return rc;
 }
 
 int store_event_add(struct store *st, const char *line)

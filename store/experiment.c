@@ -60,6 +60,17 @@ static int experiment_get_one(struct conn *c, enum stmt_id id,
 	return rc;
 }
 
+int experiment_name_locked(struct conn *c, int64_t exp_id, char **name)
+{
+	struct store_experiment e = { 0 };
+	int rc = experiment_get_one(c, SQL_EXPERIMENT_GET_BY_ID, NULL, exp_id,
+				    &e);
+
+	if (rc == STORE_OK)
+		*name = e.name;	/* handed over: not released */
+	return rc;
+}
+
 int store_experiment_create(struct store *st, const char *name,
 			    struct store_experiment *out)
 {
@@ -89,6 +100,8 @@ int store_experiment_create(struct store *st, const char *name,
 			0, 0, now);
 	if (rc == STORE_OK)
 		rc = workspace_touch(c, now);
+	if (rc == STORE_OK)
+		rc = event_add_locked(c, now, "experiment %s created", name);
 	if (rc != STORE_OK)
 		goto out_rollback;
 	if (out) {
@@ -163,6 +176,9 @@ int store_experiment_delete(struct store *st, const char *name)
 	rc = change_add(c, CHANGE_EXPERIMENTS, e.id, 0, 0, time_now_ms());
 	if (rc == STORE_OK)
 		rc = workspace_touch(c, time_now_ms());
+	if (rc == STORE_OK)
+		rc = event_add_locked(c, time_now_ms(), "experiment %s removed",
+				      name);
 	if (rc != STORE_OK)
 		goto out_rollback;
 	rc = tx_commit(c);

@@ -18,6 +18,8 @@
  *  3. Every change to a run bumps run.updated_ms and experiment.updated_ms
  *     (run_touch) and records a CHANGE_RUN row, in the same transaction.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,6 +116,30 @@ static int run_get_locked(struct conn *c, int64_t run_id, struct store_run *out)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, run_id);
 	return run_get_row(c, s, out);
+}
+
+/* An event line about run @name: "experiments/E/runs/ID WHAT". */
+static int run_event_locked(struct conn *c, int64_t exp_id, const char *name,
+			    int64_t now, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int run_event_locked(struct conn *c, int64_t exp_id, const char *name,
+			    int64_t now, const char *fmt, ...)
+{
+	char what[256];
+	char *exp = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	rc = experiment_name_locked(c, exp_id, &exp);
+	if (rc == STORE_OK)
+		rc = event_add_locked(c, now, "experiments/%s/runs/%s %s", exp,
+				      name, what);
+	free(exp);
+	return rc;
 }
 
 int run_experiment_locked(struct conn *c, int64_t run_id, int64_t *exp_id)
@@ -232,6 +258,10 @@ int store_run_create_interactive(struct store *st, int64_t exp_id,
 	if (rc != STORE_OK)
 		goto out_rollback;
 	rc = change_add(c, CHANGE_RUN, exp_id, run_id, run_id, now);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = run_event_locked(c, exp_id, name, now, "created (interactive, %s)",
+			      run_status_name(RUN_RUNNING));
 	if (rc != STORE_OK)
 		goto out_rollback;
 	if (out) {
@@ -389,6 +419,11 @@ int store_run_set_status(struct store *st, int64_t run_id,
 	if (rc != STORE_OK)
 		goto out_rollback;
 	rc = change_add(c, CHANGE_RUN, run.experiment_id, run_id, run_id, now);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = run_event_locked(c, run.experiment_id, run.name, now, "%s -> %s",
+			      run_status_name(run.status),
+			      run_status_name(status));
 	if (rc != STORE_OK)
 		goto out_rollback;
 	rc = tx_commit(c);

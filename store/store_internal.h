@@ -125,6 +125,13 @@ int run_experiment_locked(struct conn *c, int64_t run_id, int64_t *exp_id);
 /* Fill a store_run from the columns of SQL_RUN_GET's select list. */
 int run_from_row(sqlite3_stmt *s, struct store_run *out);
 
+/* event.c: an event line, inside the caller's transaction. */
+int event_add_locked(struct conn *c, int64_t now, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* experiment.c: the name of experiment @exp_id (caller frees). */
+int experiment_name_locked(struct conn *c, int64_t exp_id, char **name);
+
 /* metric.c: append inside the caller's transaction. */
 int metric_append_locked(struct conn *c, int64_t metric_id,
 			 const struct metric_point *pts, size_t n, int64_t ts_ms);

@@ -1870,18 +1870,24 @@ Test(store, changes_since_reports_each_mutation_in_order)
 
 	cr_assert_eq(store_changes_since(st, &seq, collect_change, &l),
 		     STORE_OK);
-	cr_assert_eq(l.n, 11, "%zu changes, want 11", l.n);
+	/* Lifecycle mutations also log an event line: a CHANGE_EVENTS row. */
+	cr_assert_eq(l.n, 16, "%zu changes, want 16", l.n);
 	assert_change(&l, 0, CHANGE_EXPERIMENTS, exp, 0, 0);
-	assert_change(&l, 1, CHANGE_RUN, exp, run, run);
-	assert_change(&l, 2, CHANGE_RUN_TAGS, exp, run, run);
-	assert_change(&l, 3, CHANGE_RUN_PROPERTIES, exp, run, run);
-	assert_change(&l, 4, CHANGE_METRIC, exp, run, m.id);	/* made */
-	assert_change(&l, 5, CHANGE_METRIC, exp, run, m.id);	/* points */
-	assert_change(&l, 6, CHANGE_EVENTS, 0, 0, 0);
-	assert_change(&l, 7, CHANGE_RUN_TAGS, exp, run, run);
-	assert_change(&l, 8, CHANGE_RUN, exp, run, run);
-	assert_change(&l, 9, CHANGE_EXPERIMENTS, gone, 0, 0);
-	assert_change(&l, 10, CHANGE_EXPERIMENTS, gone, 0, 0);
+	assert_change(&l, 1, CHANGE_EVENTS, 0, 0, 0);
+	assert_change(&l, 2, CHANGE_RUN, exp, run, run);
+	assert_change(&l, 3, CHANGE_EVENTS, 0, 0, 0);
+	assert_change(&l, 4, CHANGE_RUN_TAGS, exp, run, run);
+	assert_change(&l, 5, CHANGE_RUN_PROPERTIES, exp, run, run);
+	assert_change(&l, 6, CHANGE_METRIC, exp, run, m.id);	/* made */
+	assert_change(&l, 7, CHANGE_METRIC, exp, run, m.id);	/* points */
+	assert_change(&l, 8, CHANGE_EVENTS, 0, 0, 0);
+	assert_change(&l, 9, CHANGE_RUN_TAGS, exp, run, run);
+	assert_change(&l, 10, CHANGE_RUN, exp, run, run);
+	assert_change(&l, 11, CHANGE_EVENTS, 0, 0, 0);
+	assert_change(&l, 12, CHANGE_EXPERIMENTS, gone, 0, 0);
+	assert_change(&l, 13, CHANGE_EVENTS, 0, 0, 0);
+	assert_change(&l, 14, CHANGE_EXPERIMENTS, gone, 0, 0);
+	assert_change(&l, 15, CHANGE_EVENTS, 0, 0, 0);
 	cr_assert_gt(l.v[0].seq, head);
 	for (size_t i = 1; i < l.n; i++)
 		cr_assert_gt(l.v[i].seq, l.v[i - 1].seq, "seq not increasing");
@@ -1899,6 +1905,37 @@ Test(store, changes_since_reports_each_mutation_in_order)
 	store_close(st);
 }
 
+static int collect_lines(void *arg, const struct store_event *e)
+{
+	struct strbuf *sb = arg;
+
+	strbuf_addstr(sb, e->line);
+	strbuf_addch(sb, '\n');
+	return 0;
+}
+
+Test(store, lifecycle_changes_log_event_lines)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct store *st = open_fresh();
+	int64_t run = make_run(st, make_experiment(st, "life"), "r1");
+
+	cr_assert_eq(store_run_set_status(st, run, RUN_FAILED), STORE_OK);
+	cr_assert_eq(store_run_set_status(st, run, RUN_FAILED), STORE_OK,
+		     "the same status again is accepted");
+	make_experiment(st, "brief");
+	cr_assert_eq(store_experiment_delete(st, "brief"), STORE_OK);
+	cr_assert_eq(store_event_list(st, 100, collect_lines, &sb), STORE_OK);
+	cr_assert_str_eq(strbuf_str(&sb),
+			 "experiment life created\n"
+			 "experiments/life/runs/r1 created (interactive, Running)\n"
+			 "experiments/life/runs/r1 Running -> Failed\n"
+			 "experiment brief created\n"
+			 "experiment brief removed\n");
+	strbuf_release(&sb);
+	store_close(st);
+}
+
 Test(store, changes_are_seen_by_another_open_store)
 {
 	struct change_list l = { .n = 0 };
@@ -1910,8 +1947,9 @@ Test(store, changes_are_seen_by_another_open_store)
 	exp = make_experiment(a, "from-a");
 	cr_assert_eq(store_changes_since(b, &seq, collect_change, &l),
 		     STORE_OK);
-	cr_assert_eq(l.n, 1);
+	cr_assert_eq(l.n, 2);
 	assert_change(&l, 0, CHANGE_EXPERIMENTS, exp, 0, 0);
+	assert_change(&l, 1, CHANGE_EVENTS, 0, 0, 0);
 	store_close(a);
 	store_close(b);
 }

@@ -70,4 +70,15 @@ expect_eq "$(printf '%s\n' -dash 0 a-b_c.D9 alpha beta gamma "$long" x.. | sort)
 	"$(ls "$E" | sort)" "ls experiments after remount"
 [ -d "$E/gamma/runs/r1" ] || fail "gamma/runs/r1 lost in remount"
 
+test_case lifecycle_changes_show_in_events
+events_mark
+mkdir "$E/evented" || fail "mkdir experiments/evented"
+expect_event "experiment evented created$"
+mkdir "$E/evented/runs/r9" || fail "mkdir a run"
+expect_event "experiments/evented/runs/r9 created \(interactive, Running\)$"
+echo Canceled >"$E/evented/runs/r9/status" || fail "cancel the run"
+expect_event "experiments/evented/runs/r9 Running -> Canceled$"
+mkdir "$E/brief" && rmdir "$E/brief" || fail "mkdir and rmdir experiments/brief"
+expect_event "experiment brief removed$"
+
 test_done

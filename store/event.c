@@ -28,14 +28,18 @@ int event_add_locked(struct conn *c, int64_t now, const char *fmt, ...)
 	int rc;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);	/* long lines are cut */
 	va_end(ap);
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';	/* one event, one line */
 	s = stmt_get(c, SQL_EVENT_INSERT);
 	if (!s)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, now);
 	sqlite3_bind_text(s, 2, line, -1, SQLITE_STATIC);
 	rc = stmt_exec(c, s, "add event");
+	/* A range delete on the rowid: cheap enough to do every time. */
 	if (rc == STORE_OK)
 		rc = event_prune(c);
 	if (rc == STORE_OK)
@@ -45,47 +49,21 @@ int event_add_locked(struct conn *c, int64_t now, const char *fmt, ...)
 
 int store_event_add(struct store *st, const char *line)
 {
-	int64_t now = time_now_ms();
 	struct conn *c;
-	sqlite3_stmt *s;
-	char *flat;
 	int rc;
 
-	flat = strdup(line);
-	if (!flat)
-		return STORE_NOMEM;
-	for (char *p = flat; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';	/* one event, one line */
 	rc = conn_get(st, &c);
 	if (rc != STORE_OK)
-		goto out_free;
+		return rc;
 	rc = tx_begin(c);
 	if (rc != STORE_OK)
 		goto out_put;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_EVENT_INSERT);
-	if (!s)
-		goto out_rollback;
-	sqlite3_bind_int64(s, 1, now);
-	sqlite3_bind_text(s, 2, flat, -1, SQLITE_STATIC);
-	rc = stmt_exec(c, s, "add event");
-	if (rc != STORE_OK)
-		goto out_rollback;
-	/* A range delete on the rowid: cheap enough to do every time. */
-	rc = event_prune(c);
-	if (rc != STORE_OK)
-		goto out_rollback;
-	rc = change_add(c, CHANGE_EVENTS, 0, 0, 0, now);
-	if (rc != STORE_OK)
-		goto out_rollback;
-	rc = tx_commit(c);
-out_rollback:
+	rc = event_add_locked(c, time_now_ms(), "%s", line);
+	if (rc == STORE_OK)
+		rc = tx_commit(c);
 	tx_rollback(c);
 out_put:
 	conn_put(st, c);
-out_free:
-	free(flat);
 	return rc;
 }
 

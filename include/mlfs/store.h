@@ -346,7 +346,7 @@ void store_runs_table_release(struct runs_table *t);
 
 /* ---- events -------------------------------------------------------- */
 
-/* Appends one line (no newline inside; it is replaced by a space). */
+/* Appends one line: newlines become spaces; cut at 1023 bytes. */
 int store_event_add(struct store *st, const char *line);
 struct store_event {
 	int64_t id;

@@ -263,11 +263,11 @@ void node_unhash_child(struct fs_ctx *ctx, struct fs_node *dir,
  * sends after close() returned: a reader that comes right after must wait
  * for it. node_carry_update() counts handles holding such a line;
  * node_wait_carry() waits (briefly: a live writer may hold one for long)
- * until none does.
+ * until none does, and returns 1 if there was anything to wait for.
  */
 void node_carry_update(struct fs_ctx *ctx, struct fs_node *n, int had,
 		       int has);
-void node_wait_carry(struct fs_ctx *ctx, struct fs_node *n);
+int node_wait_carry(struct fs_ctx *ctx, struct fs_node *n);
 /* The hashed child @name of @dir with a reference, or NULL. */
 struct fs_node *node_child_get(struct fs_ctx *ctx, struct fs_node *dir,
 			       const char *name);

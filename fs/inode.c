@@ -330,16 +330,19 @@ void node_carry_update(struct fs_ctx *ctx, struct fs_node *n, int had, int has)
 	if (!had == !has)
 		return;
 	pthread_mutex_lock(&ctx->carry_lock);
-	n->carrying += has ? 1 : -1;
+	__atomic_add_fetch(&n->carrying, has ? 1 : -1, __ATOMIC_RELEASE);
 	if (!n->carrying)
 		pthread_cond_broadcast(&ctx->carry_done);
 	pthread_mutex_unlock(&ctx->carry_lock);
 }
 
-void node_wait_carry(struct fs_ctx *ctx, struct fs_node *n)
+int node_wait_carry(struct fs_ctx *ctx, struct fs_node *n)
 {
 	struct timespec deadline;
 
+	/* The common case, on every getattr: nothing to wait for, no lock. */
+	if (!__atomic_load_n(&n->carrying, __ATOMIC_ACQUIRE))
+		return 0;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_nsec += CARRY_WAIT_MS * 1000000L;
 	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
@@ -350,6 +353,7 @@ void node_wait_carry(struct fs_ctx *ctx, struct fs_node *n)
 				      &deadline) == 0)
 		;
 	pthread_mutex_unlock(&ctx->carry_lock);
+	return 1;
 }
 
 void node_set_obj_id(struct fs_ctx *ctx, struct fs_node *n, int64_t obj_id)

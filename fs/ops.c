@@ -137,10 +137,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* Made by a writer whose first line is still on its way? */
 		struct fs_node *child = node_child_get(ctx, dir, name);
 
-		if (child && child->carrying) {
-			node_wait_carry(ctx, child);
+		if (child && node_wait_carry(ctx, child))
 			rc = resolve_child(ctx, dir, name, &id);
-		}
 		node_put(ctx, child);
 	}
 	if (rc < 0) {

@@ -355,7 +355,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			       "mode and owner are fixed: they tell what the "
 			       "file does");
 	else if ((to_set & FUSE_SET_ATTR_SIZE) && S_ISDIR(k->mode))
-		rc = -EISDIR;
+		rc = fs_refuse(ctx, "truncate", n, NULL, EISDIR,
+			       "a directory has no size to set");
 	else if ((to_set & FUSE_SET_ATTR_SIZE) && !k->truncate)
 		rc = fs_refuse(ctx, "truncate", n, NULL, EACCES,
 			       "the file is read-only");
@@ -454,7 +455,8 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 	int rc;
 
 	if (S_ISDIR(k->mode))
-		return -EISDIR;
+		return fs_refuse(ctx, "open", n, NULL, EISDIR,
+				 "a directory cannot be opened as a file");
 	if (writable && !k->write)
 		return fs_refuse(ctx, "open", n, NULL, EACCES,
 				 "the file is read-only");

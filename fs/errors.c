@@ -53,7 +53,11 @@ static const char *errno_name(int err)
 	return "error";
 }
 
-void fs_event(struct fs_ctx *ctx, const char *fmt, ...)
+/* Logs an event line; a failure to log only reaches stderr. */
+static void fs_event(struct fs_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void fs_event(struct fs_ctx *ctx, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;

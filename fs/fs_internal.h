@@ -310,9 +310,6 @@ int fs_errno(int store_rc);
 int fs_refuse(struct fs_ctx *ctx, const char *op, struct fs_node *node,
 	      const char *name, int err, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
-/* Logs an event line (not a refusal); failures only reach stderr. */
-void fs_event(struct fs_ctx *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 /* watch.c */
 int watcher_start(struct fs_ctx *ctx);

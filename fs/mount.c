@@ -21,7 +21,7 @@ static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->mount_ms = time_now_ms();
-	ctx->live_timeout = opt->live_timeout > 0 ? opt->live_timeout : 1.0;
+	ctx->live_timeout = 1.0;	/* the contract: live things stale < 1 s */
 	ctx->static_timeout = 86400.0;
 	ctx->uid = getuid();
 	ctx->gid = getgid();

@@ -17,7 +17,6 @@ struct fs_mount_options {
 	int foreground;		/* do not daemonize */
 	int debug;		/* libfuse's -d: log every request */
 	int single_thread;
-	double live_timeout;	/* seconds the kernel may cache live things */
 };
 
 /*

@@ -159,11 +159,19 @@ void version_bump_change(struct fs_ctx *ctx, const struct store_change *ch)
 		version_bump(ctx, DEP_METRIC, ch->object_id);
 		/* a metric is part of its run and experiment */
 		__attribute__((fallthrough));
-	case CHANGE_RUN:
 	case CHANGE_RUN_TAGS:
 	case CHANGE_RUN_PROPERTIES:
 		version_bump(ctx, DEP_RUN, ch->run_id);
 		version_bump(ctx, DEP_EXPERIMENT, ch->experiment_id);
+		break;
+	case CHANGE_RUN:
+		version_bump(ctx, DEP_RUN, ch->run_id);
+		version_bump(ctx, DEP_EXPERIMENT, ch->experiment_id);
+		/* a status change moves the run through its compute's queue */
+		version_bump(ctx, DEP_COMPUTES, 0);
+		break;
+	case CHANGE_COMPUTE:
+		version_bump(ctx, DEP_COMPUTES, 0);
 		break;
 	case CHANGE_EVENTS:
 		version_bump(ctx, DEP_EVENTS, 0);

@@ -42,6 +42,7 @@ enum dep_kind {
 	DEP_RUN,		/* a run, its tags, properties and metric list */
 	DEP_METRIC,		/* one metric's points */
 	DEP_EVENTS,		/* the event log */
+	DEP_COMPUTES,		/* compute targets and their queues */
 };
 
 uint64_t version_get(struct fs_ctx *ctx, enum dep_kind kind, int64_t id);

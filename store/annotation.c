@@ -18,6 +18,44 @@ static int check_key_value(const char *key, const char *value, size_t len)
 	return text_is_valid(value, len) ? STORE_OK : STORE_INVALID;
 }
 
+/* Binds (run_id, key, value, now) to @id and runs it: inside a tx. */
+static int kv_exec_locked(struct conn *c, enum stmt_id id, int64_t run_id,
+			  const char *key, const char *value, size_t len,
+			  int64_t now)
+{
+	sqlite3_stmt *s = stmt_get(c, id);
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, len ? value : "", (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, now);
+	return stmt_exec(c, s, "write value");
+}
+
+int tag_set_locked(struct conn *c, int64_t run_id, const char *key,
+		   const char *value, size_t len, int64_t now)
+{
+	int rc = check_key_value(key, value, len);
+
+	if (rc != STORE_OK)
+		return rc;
+	return kv_exec_locked(c, SQL_TAG_SET, run_id, key, value, len, now);
+}
+
+/* For a run being made: its properties are all new. */
+int property_add_locked(struct conn *c, int64_t run_id, const char *key,
+			const char *value, size_t len, int64_t now)
+{
+	int rc = check_key_value(key, value, len);
+
+	if (rc != STORE_OK)
+		return rc;
+	return kv_exec_locked(c, SQL_PROPERTY_INSERT, run_id, key, value, len,
+			      now);
+}
+
 /* Reads one value column of a (run_id, key) query into a malloc'd copy. */
 static int value_get(struct store *st, enum stmt_id id, int64_t run_id,
 		     const char *key, char **value, size_t *len,

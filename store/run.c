@@ -65,7 +65,10 @@ void store_run_release(struct store_run *r)
 	free(r->display_name);
 	free(r->compute_target);
 	free(r->error);
+	free(r->snapshot);
+	free(r->config);
 	r->name = r->display_name = r->compute_target = r->error = NULL;
+	r->snapshot = r->config = NULL;
 }
 
 int run_from_row(sqlite3_stmt *s, struct store_run *out)
@@ -87,6 +90,10 @@ int run_from_row(sqlite3_stmt *s, struct store_run *out)
 	out->has_exit_code = sqlite3_column_type(s, 13) != SQLITE_NULL;
 	out->exit_code = sqlite3_column_int(s, 13);
 	out->error = col_strdup(s, 14);
+	out->snapshot = col_strdup(s, 15);
+	out->config = col_strdup(s, 16);
+	out->max_duration_s = col_int64_or(s, 17, 0);
+	out->supervisor_pid = col_int64_or(s, 18, 0);
 	if (!out->name) {
 		store_run_release(out);
 		return STORE_NOMEM;
@@ -108,7 +115,7 @@ static int run_get_row(struct conn *c, sqlite3_stmt *s, struct store_run *out)
 	return rc;
 }
 
-static int run_get_locked(struct conn *c, int64_t run_id, struct store_run *out)
+int run_get_locked(struct conn *c, int64_t run_id, struct store_run *out)
 {
 	sqlite3_stmt *s = stmt_get(c, SQL_RUN_GET);
 
@@ -118,12 +125,7 @@ static int run_get_locked(struct conn *c, int64_t run_id, struct store_run *out)
 	return run_get_row(c, s, out);
 }
 
-/* An event line about run @name: "experiments/E/runs/ID WHAT". */
-static int run_event_locked(struct conn *c, int64_t exp_id, const char *name,
-			    int64_t now, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static int run_event_locked(struct conn *c, int64_t exp_id, const char *name,
+int run_event_locked(struct conn *c, int64_t exp_id, const char *name,
 			    int64_t now, const char *fmt, ...)
 {
 	char what[256];
@@ -174,8 +176,7 @@ int run_touch(struct conn *c, int64_t run_id, int64_t exp_id, int64_t now_ms)
 	return stmt_exec(c, s, "touch experiment");
 }
 
-/* Takes the next run number of @exp_id (and bumps experiment.updated_ms). */
-static int next_run_number(struct conn *c, int64_t exp_id, int64_t now,
+int next_run_number(struct conn *c, int64_t exp_id, int64_t now,
 			   int64_t *number)
 {
 	sqlite3_stmt *s = stmt_get(c, SQL_EXPERIMENT_NEXT_NUMBER);
@@ -197,7 +198,7 @@ static int next_run_number(struct conn *c, int64_t exp_id, int64_t now,
 	return rc;
 }
 
-static int run_name_taken(struct conn *c, const char *name, int *taken)
+int run_id_by_name_locked(struct conn *c, const char *name, int64_t *run_id)
 {
 	sqlite3_stmt *s = stmt_get(c, SQL_RUN_BY_NAME);
 	int rc;
@@ -206,9 +207,13 @@ static int run_name_taken(struct conn *c, const char *name, int *taken)
 		return STORE_IO;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
-	*taken = rc == SQLITE_ROW;
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "find run");
+	if (rc == SQLITE_ROW) {
+		*run_id = sqlite3_column_int64(s, 0);
+		rc = STORE_OK;
+	} else {
+		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
+				       : store_rc_from_sqlite(c, rc, "find run");
+	}
 	sqlite3_reset(s);
 	return rc;
 }
@@ -217,10 +222,9 @@ int store_run_create_interactive(struct store *st, int64_t exp_id,
 				 const char *name, struct store_run *out)
 {
 	int64_t now = time_now_ms();
-	int64_t number = 0, run_id;
+	int64_t number = 0, run_id = 0;
 	struct conn *c;
 	sqlite3_stmt *s;
-	int taken = 0;
 	int rc;
 
 	if (!name_is_valid(name, strlen(name)))
@@ -231,11 +235,10 @@ int store_run_create_interactive(struct store *st, int64_t exp_id,
 	rc = tx_begin(c);
 	if (rc != STORE_OK)
 		goto out_put;
-	rc = run_name_taken(c, name, &taken);
-	if (rc != STORE_OK)
-		goto out_rollback;
-	rc = STORE_EXISTS;
-	if (taken)
+	rc = run_id_by_name_locked(c, name, &run_id);
+	if (rc == STORE_OK)
+		rc = STORE_EXISTS;
+	if (rc != STORE_NOT_FOUND)
 		goto out_rollback;
 	rc = next_run_number(c, exp_id, now, &number);
 	if (rc != STORE_OK)

@@ -93,6 +93,34 @@ static const char *const migrations[] = {
 	"CREATE TABLE journal ("
 	"  name TEXT PRIMARY KEY,"
 	"  merged INTEGER NOT NULL);",
+
+	/*
+	 * 1 -> 2: submitted runs. The normalized request, the snapshot, a
+	 * time limit, and who supervises the run (pid + start time + boot,
+	 * so a reused pid is never mistaken for the supervisor). Compute
+	 * targets, "local" always present.
+	 */
+	"ALTER TABLE run ADD COLUMN snapshot TEXT;"
+	"ALTER TABLE run ADD COLUMN config TEXT;"
+	"ALTER TABLE run ADD COLUMN max_duration_s INTEGER;"
+	"ALTER TABLE run ADD COLUMN supervisor_pid INTEGER;"
+	"ALTER TABLE run ADD COLUMN supervisor_start INTEGER;"
+	"ALTER TABLE run ADD COLUMN process_pid INTEGER;"
+	"ALTER TABLE run ADD COLUMN process_start INTEGER;"
+	"ALTER TABLE run ADD COLUMN boot_id TEXT;"
+	"CREATE INDEX run_by_parent ON run (parent_id) "
+	"  WHERE parent_id IS NOT NULL;"
+	"CREATE INDEX run_by_compute ON run (compute_target, status) "
+	"  WHERE compute_target IS NOT NULL;"
+	"CREATE TABLE compute ("
+	"  name TEXT PRIMARY KEY,"
+	"  type TEXT NOT NULL,"
+	"  max_concurrent INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  updated_ms INTEGER NOT NULL);"
+	"INSERT INTO compute VALUES ('local', 'local', 0,"
+	"  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),"
+	"  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==

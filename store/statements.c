@@ -9,7 +9,8 @@
 #define RUN_COLUMNS                                                          \
 	"id, name, experiment_id, number, status, interactive, display_name, " \
 	"compute_target, parent_id, created_ms, started_ms, ended_ms, "       \
-	"updated_ms, exit_code, error"
+	"updated_ms, exit_code, error, snapshot, config, max_duration_s, "     \
+	"supervisor_pid"
 
 #define METRIC_COLUMNS                                                       \
 	"id, run_id, name, count, last_value, min_value, max_value, "         \
@@ -137,6 +138,54 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 		"ON CONFLICT (name) DO UPDATE SET merged = excluded.merged",
 	[SQL_JOURNAL_DELETE] = "DELETE FROM journal WHERE name = ?1",
 	[SQL_CHANGE_HEAD] = "SELECT coalesce(max(seq), 0) FROM change",
+
+	/* Submitted runs: statuses are enum run_status values (store.h). */
+	[SQL_RUN_SUBMIT_INSERT] =
+		"INSERT INTO run (name, experiment_id, number, status, "
+		"interactive, display_name, compute_target, parent_id, "
+		"created_ms, updated_ms, snapshot, config, max_duration_s) "
+		"VALUES (?1, ?2, ?3, 1, 0, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10) "
+		"RETURNING id",
+	[SQL_RUN_COUNT_ACTIVE] =
+		"SELECT count(*) FROM run WHERE compute_target = ?1 "
+		"AND status BETWEEN 2 AND 5",
+	[SQL_RUN_OLDEST_QUEUED] =
+		"SELECT id FROM run WHERE compute_target = ?1 AND status = 1 "
+		"ORDER BY id LIMIT 1",
+	[SQL_RUN_SET_SUPERVISOR] =
+		"UPDATE run SET status = 2, supervisor_pid = ?2, "
+		"supervisor_start = ?3, boot_id = ?4, updated_ms = ?5 "
+		"WHERE id = ?1",
+	[SQL_RUN_SET_STARTED] =
+		"UPDATE run SET status = 3, process_pid = ?2, process_start = ?3, "
+		"started_ms = ?4, updated_ms = ?4 WHERE id = ?1",
+	[SQL_RUN_SET_PHASE] =
+		"UPDATE run SET status = ?2, updated_ms = ?3 WHERE id = ?1",
+	[SQL_RUN_SET_END] =
+		"UPDATE run SET status = ?2, ended_ms = ?3, updated_ms = ?3, "
+		"exit_code = ?4, error = ?5 WHERE id = ?1",
+	[SQL_RUN_LIST_ACTIVE] =
+		"SELECT id, name, status, updated_ms, supervisor_pid, "
+		"supervisor_start, boot_id, process_pid, process_start "
+		"FROM run WHERE status BETWEEN 2 AND 5 ORDER BY id",
+	[SQL_RUN_CHILDREN] =
+		"SELECT id, name, number, created_ms, updated_ms FROM run "
+		"WHERE parent_id = ?1 ORDER BY id",
+	[SQL_COMPUTE_QUEUE] =
+		"SELECT r.id, r.name, r.number, r.created_ms, r.updated_ms, "
+		"r.status, e.name FROM run r "
+		"JOIN experiment e ON e.id = r.experiment_id "
+		"WHERE r.compute_target = ?1 AND r.status BETWEEN 1 AND 5 "
+		"ORDER BY r.id",
+	[SQL_COMPUTE_GET] =
+		"SELECT name, type, max_concurrent, created_ms, updated_ms "
+		"FROM compute WHERE name = ?1",
+	[SQL_COMPUTE_LIST] =
+		"SELECT name, type, max_concurrent, created_ms, updated_ms "
+		"FROM compute ORDER BY name",
+	[SQL_COMPUTE_SET_MAX] =
+		"UPDATE compute SET max_concurrent = ?2, updated_ms = ?3 "
+		"WHERE name = ?1",
 	[SQL_CHANGE_PRUNE] =
 		"DELETE FROM change WHERE seq <= (SELECT max(seq) FROM change) - ?1",
 };

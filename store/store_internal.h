@@ -63,6 +63,19 @@ enum stmt_id {
 	SQL_JOURNAL_GET,
 	SQL_JOURNAL_SET,
 	SQL_JOURNAL_DELETE,
+	SQL_RUN_SUBMIT_INSERT,
+	SQL_RUN_COUNT_ACTIVE,
+	SQL_RUN_OLDEST_QUEUED,
+	SQL_RUN_SET_SUPERVISOR,
+	SQL_RUN_SET_STARTED,
+	SQL_RUN_SET_PHASE,
+	SQL_RUN_SET_END,
+	SQL_RUN_LIST_ACTIVE,
+	SQL_RUN_CHILDREN,
+	SQL_COMPUTE_QUEUE,
+	SQL_COMPUTE_GET,
+	SQL_COMPUTE_LIST,
+	SQL_COMPUTE_SET_MAX,
 	SQL_STMT_COUNT
 };
 
@@ -124,6 +137,21 @@ int run_experiment_locked(struct conn *c, int64_t run_id, int64_t *exp_id);
 
 /* Fill a store_run from the columns of SQL_RUN_GET's select list. */
 int run_from_row(sqlite3_stmt *s, struct store_run *out);
+int run_get_locked(struct conn *c, int64_t run_id, struct store_run *out);
+/* The run's id for @name; STORE_NOT_FOUND when none. */
+int run_id_by_name_locked(struct conn *c, const char *name, int64_t *run_id);
+/* Takes the next run number of @exp_id (and bumps experiment.updated_ms). */
+int next_run_number(struct conn *c, int64_t exp_id, int64_t now,
+		    int64_t *number);
+/* An event line about run @name: "experiments/E/runs/ID WHAT". */
+int run_event_locked(struct conn *c, int64_t exp_id, const char *name,
+		     int64_t now, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* tags and properties inside the caller's transaction (annotation.c). */
+int tag_set_locked(struct conn *c, int64_t run_id, const char *key,
+		   const char *value, size_t len, int64_t now);
+int property_add_locked(struct conn *c, int64_t run_id, const char *key,
+			const char *value, size_t len, int64_t now);
 
 /* event.c: an event line, inside the caller's transaction. */
 int event_add_locked(struct conn *c, int64_t now, const char *fmt, ...)

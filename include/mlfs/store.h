@@ -56,7 +56,7 @@ enum store_rc {
 #define STORE_EVENTS_KEEP 10000	/* events kept; older ones are pruned */
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
@@ -162,6 +162,11 @@ struct store_run {
 	int has_exit_code;
 	int exit_code;
 	char *error;		/* NULL when none */
+	/* Submitted runs only (NULL / 0 otherwise): */
+	char *snapshot;		/* snapshot id */
+	char *config;		/* the normalized request, JSON */
+	int64_t max_duration_s;	/* 0: no limit */
+	int64_t supervisor_pid;	/* 0 until a supervisor claimed it */
 };
 void store_run_release(struct store_run *r);
 
@@ -202,6 +207,127 @@ int store_run_latest(struct store *st, int64_t exp_id, char **name);
  */
 int store_run_set_status(struct store *st, int64_t run_id,
 			 enum run_status status);
+
+/* ---- submitted runs: the lifecycle (store/run_lifecycle.c) ----------- */
+
+/*
+ * A run request, validated and normalized by the caller. @name may be
+ * NULL: the store then makes one ("EXP_MILLISECONDS_HEX8", unique in the
+ * workspace). Tags and properties are set in the same transaction.
+ */
+struct run_submission {
+	const char *name;
+	const char *display_name;	/* NULL for none */
+	const char *compute_target;	/* must exist (store_compute_get) */
+	int64_t parent_id;		/* 0 for none */
+	const char *snapshot;
+	const char *config;		/* JSON text */
+	int64_t max_duration_s;		/* 0: no limit */
+	const struct store_kv *tags;
+	size_t ntags;
+	const struct store_kv *properties;
+	size_t nproperties;
+};
+
+/*
+ * store_run_submit - make a Queued run in experiment @exp_id. All or
+ * nothing. STORE_NOT_FOUND for a missing experiment, parent or compute
+ * target; STORE_INVALID for a bad name, tag or property; STORE_EXISTS for
+ * a taken name.
+ */
+int store_run_submit(struct store *st, int64_t exp_id,
+		     const struct run_submission *sub, struct store_run *out);
+
+/*
+ * Who supervises a run: a process, told apart from a later process with
+ * the same pid by its start time (clock ticks since boot, field 22 of
+ * /proc/PID/stat) and the boot it runs in.
+ */
+struct proc_id {
+	int64_t pid;
+	int64_t start;
+	const char *boot_id;
+};
+
+/*
+ * store_run_claim - take the oldest Queued run of compute target @compute
+ * for the supervisor @sup if the target has a free slot (fewer active
+ * runs than its max_concurrent, or than @cpus when that is 0): the run
+ * becomes Preparing with @sup recorded, in one transaction, so two
+ * supervisors never take the same run. STORE_OK and *run_id, or
+ * STORE_NOT_FOUND when nothing is queued or no slot is free.
+ */
+int store_run_claim(struct store *st, const char *compute, int cpus,
+		    const struct proc_id *sup, int64_t *run_id);
+
+/*
+ * store_run_started - Preparing -> Running, with the run's process group
+ * leader @proc. STORE_DENIED when the run is no longer Preparing (a
+ * cancel came first): the caller must then stop the process.
+ */
+int store_run_started(struct store *st, int64_t run_id,
+		      const struct proc_id *proc);
+/* Running or CancelRequested -> Finalizing (the process has ended). */
+int store_run_finalizing(struct store *st, int64_t run_id);
+/*
+ * store_run_finish - an active run ends with terminal @status, its exit
+ * code (when @has_exit_code) and @error (NULL for none). STORE_DENIED if
+ * the run had already ended.
+ */
+int store_run_finish(struct store *st, int64_t run_id, enum run_status status,
+		     int has_exit_code, int exit_code, const char *error);
+/*
+ * store_run_cancel - a user's cancel: Queued and interactive runs become
+ * Canceled at once; Preparing, Running and Finalizing runs become
+ * CancelRequested for their supervisor to act on. A run already
+ * CancelRequested or Canceled is left as it is (STORE_OK). STORE_DENIED
+ * for a run that Completed or Failed. *now (may be NULL) gets the status
+ * after the call.
+ */
+int store_run_cancel(struct store *st, int64_t run_id, enum run_status *now);
+
+/* An active run (Preparing .. CancelRequested) and who supervises it. */
+struct store_active_run {
+	int64_t id;
+	const char *name;
+	enum run_status status;
+	int64_t updated_ms;
+	struct proc_id supervisor;	/* pid 0: not claimed yet */
+	struct proc_id process;		/* pid 0: not started */
+};
+typedef int (*store_active_fn)(void *ctx, const struct store_active_run *r);
+int store_run_list_active(struct store *st, store_active_fn fn, void *ctx);
+
+/* Children of @run_id in creation order (entries as in store_run_list). */
+int store_run_children(struct store *st, int64_t run_id, store_run_fn fn,
+		       void *ctx);
+/* Run @name anywhere in the workspace. */
+int store_run_get_by_name(struct store *st, const char *name,
+			  struct store_run *out);
+/*
+ * Queued and active runs of compute target @compute, oldest first: the
+ * compute's queue. Entries as in store_run_list plus the status.
+ */
+typedef int (*store_queue_fn)(void *ctx, const struct store_run_entry *r,
+			      enum run_status status, const char *experiment);
+int store_compute_queue(struct store *st, const char *compute,
+			store_queue_fn fn, void *ctx);
+
+/* ---- compute targets (store/compute.c) ------------------------------- */
+
+struct store_compute {
+	char *name;
+	char *type;		/* "local" */
+	int max_concurrent;	/* 0: the number of CPUs of the machine */
+	int64_t created_ms, updated_ms;
+};
+void store_compute_release(struct store_compute *c);
+int store_compute_get(struct store *st, const char *name,
+		      struct store_compute *out);
+typedef int (*store_compute_fn)(void *ctx, const struct store_compute *c);
+int store_compute_list(struct store *st, store_compute_fn fn, void *ctx);
+/* STORE_INVALID for a negative @max. */
+int store_compute_set_max(struct store *st, const char *name, int max);
 
 /* ---- tags and properties -------------------------------------------- */
 
@@ -367,6 +493,7 @@ enum change_kind {
 	CHANGE_RUN_PROPERTIES = 4,
 	CHANGE_METRIC = 5,	/* points were appended; object_id = metric */
 	CHANGE_EVENTS = 6,
+	CHANGE_COMPUTE = 7,	/* a compute target's settings changed */
 };
 
 struct store_change {

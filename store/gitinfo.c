@@ -174,7 +174,9 @@ static int status_any(const char *path, unsigned int flags, void *payload)
  * @real_dir is the resolved source directory, @workdir the repository's
  * (resolved too, with a trailing '/'). The status walk is limited by a
  * literal pathspec (no glob characters interpreted) to the part of
- * @real_dir below @workdir; none when they are the same directory.
+ * @real_dir below @workdir; none when they are the same directory, or
+ * when @real_dir is not below @workdir at all (a directory inside .git):
+ * then the whole working tree counts.
  */
 static int read_dirty(git_repository *repo, const char *dir,
 		      const char *real_dir, struct gitinfo *g, char *err,

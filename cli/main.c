@@ -1,11 +1,12 @@
 /*
- * main.c - the mlfs command: init, mount, --help, --version.
+ * main.c - the mlfs command: init, mount, submit, --help, --version.
  */
 #include <fuse_lowlevel.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "mlfs/fs.h"
 #include "mlfs/store.h"
 #include "mlfs_config.h"
@@ -13,6 +14,7 @@
 static const char usage[] =
 	"usage: mlfs init WORKSPACE\n"
 	"       mlfs mount WORKSPACE MOUNTPOINT [-f] [-d] [-s] [-o OPT[,OPT...]]\n"
+	"       mlfs submit EXPERIMENT_DIR REQUEST.json [--wait]\n"
 	"       mlfs --help | --version\n"
 	"\n"
 	"Mount a machine learning workspace as a file system: experiments,\n"
@@ -21,6 +23,10 @@ static const char usage[] =
 	"  init     create WORKSPACE (a directory holding workspace.db)\n"
 	"  mount    serve WORKSPACE at MOUNTPOINT, creating WORKSPACE if missing;\n"
 	"           unmount with 'fusermount3 -u MOUNTPOINT' (or SIGINT/SIGTERM)\n"
+	"  submit   write REQUEST.json (\"-\": stdin) to EXPERIMENT_DIR/submit in a\n"
+	"           mount and print the run id; --wait prints status changes to\n"
+	"           stderr and the run's log to stdout until it ends, and exits 0\n"
+	"           only if it completed\n"
 	"\n"
 	"mount options:\n"
 	"  -f       stay in the foreground\n"
@@ -101,6 +107,8 @@ int main(int argc, char **argv)
 		return cmd_init(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "mount") == 0)
 		return cmd_mount(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "submit") == 0)
+		return cmd_submit(argc, argv);
 	if (argc >= 2)
 		fprintf(stderr, "mlfs: unknown command '%s'\n", argv[1]);
 	fputs(usage, stderr);

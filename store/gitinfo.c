@@ -1,0 +1,312 @@
+/*
+ * gitinfo.c - the git information of a run's source directory, read with
+ * libgit2. The contract is in include/mlfs/gitinfo.h.
+ *
+ * gitinfo_read() is one pipeline over a repository it opens and closes
+ * itself: find the repository above the directory → remote URL → branch
+ * → commit → dirty (a status walk limited to the directory). Each step
+ * fills one field of a local struct; only a complete result is moved to
+ * the caller's.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <git2.h>
+
+#include "mlfs/gitinfo.h"
+#include "mlfs/store.h"
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* libgit2's reason for the last failure, never NULL. */
+static const char *git_reason(void)
+{
+	const git_error *e = git_error_last();
+
+	return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+/* Reports the libgit2 failure of @what on @dir and returns STORE_IO. */
+static int git_fail(const char *dir, const char *what, char *err,
+		    size_t errlen)
+{
+	set_err(err, errlen, "cannot read %s of git repository at '%s': %s",
+		what, dir, git_reason());
+	return STORE_IO;
+}
+
+static int dup_field(char **field, const char *s)
+{
+	*field = strdup(s);
+	return *field ? STORE_OK : STORE_NOMEM;
+}
+
+/*
+ * A copy of @url without the user information of a "scheme://" URL
+ * ("https://user:token@host/p" gives "https://host/p"). Other URLs (scp
+ * style "git@host:p", local paths) are copied as they are.
+ */
+static int dup_url(char **field, const char *url)
+{
+	const char *auth = strstr(url, "://");
+	const char *at, *end;
+	size_t head;
+
+	if (!auth)
+		return dup_field(field, url);
+	auth += 3;
+	end = auth + strcspn(auth, "/?#");
+	at = memchr(auth, '@', (size_t)(end - auth));
+	if (!at)
+		return dup_field(field, url);
+	head = (size_t)(auth - url);
+	*field = malloc(head + strlen(at + 1) + 1);
+	if (!*field)
+		return STORE_NOMEM;
+	memcpy(*field, url, head);
+	memcpy(*field + head, at + 1, strlen(at + 1) + 1);
+	return STORE_OK;
+}
+
+/* The name of the remote to record: "origin", else the least name. */
+static const char *pick_remote(const git_strarray *names)
+{
+	const char *best = NULL;
+	size_t i;
+
+	for (i = 0; i < names->count; i++) {
+		if (strcmp(names->strings[i], "origin") == 0)
+			return names->strings[i];
+		if (!best || strcmp(names->strings[i], best) < 0)
+			best = names->strings[i];
+	}
+	return best;
+}
+
+static int read_repository(git_repository *repo, const char *dir,
+			   struct gitinfo *g, char *err, size_t errlen)
+{
+	git_strarray names = { 0 };
+	git_remote *remote = NULL;
+	const char *name, *url;
+	int rc = STORE_OK;
+
+	if (git_remote_list(&names, repo) < 0)
+		return git_fail(dir, "the remotes", err, errlen);
+	name = pick_remote(&names);
+	if (!name)
+		goto out_names;
+	if (git_remote_lookup(&remote, repo, name) < 0) {
+		rc = git_fail(dir, "a remote", err, errlen);
+		goto out_names;
+	}
+	url = git_remote_url(remote);
+	if (url)
+		rc = dup_url(&g->repository, url);
+	git_remote_free(remote);
+out_names:
+	git_strarray_dispose(&names);
+	return rc;
+}
+
+static int read_branch(git_repository *repo, const char *dir,
+		       struct gitinfo *g, char *err, size_t errlen)
+{
+	static const char heads[] = "refs/heads/";
+	git_reference *head = NULL;
+	const char *target;
+	int rc = STORE_OK;
+
+	if (git_reference_lookup(&head, repo, "HEAD") < 0)
+		return git_fail(dir, "HEAD", err, errlen);
+	if (git_reference_type(head) != GIT_REFERENCE_SYMBOLIC)
+		goto out_head;	/* detached */
+	target = git_reference_symbolic_target(head);
+	if (strncmp(target, heads, sizeof(heads) - 1) == 0)
+		target += sizeof(heads) - 1;
+	rc = dup_field(&g->branch, target);
+out_head:
+	git_reference_free(head);
+	return rc;
+}
+
+static int read_commit(git_repository *repo, const char *dir,
+		       struct gitinfo *g, char *err, size_t errlen)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+	git_oid oid;
+	int grc;
+
+	grc = git_reference_name_to_id(&oid, repo, "HEAD");
+	if (grc == GIT_ENOTFOUND || grc == GIT_EUNBORNBRANCH)
+		return STORE_OK;	/* no commit yet */
+	if (grc < 0)
+		return git_fail(dir, "the HEAD commit", err, errlen);
+	git_oid_tostr(hex, sizeof(hex), &oid);
+	return dup_field(&g->commit, hex);
+}
+
+/* Stops the status walk at the first change. */
+static int status_any(const char *path, unsigned int flags, void *payload)
+{
+	(void)path;
+	(void)flags;
+	(void)payload;
+	return 1;
+}
+
+/*
+ * @real_dir is the resolved source directory, @workdir the repository's
+ * (resolved too, with a trailing '/'). The status walk is limited by a
+ * literal pathspec (no glob characters interpreted) to the part of
+ * @real_dir below @workdir; none when they are the same directory, or
+ * when @real_dir is not below @workdir at all (a directory inside .git):
+ * then the whole working tree counts.
+ */
+static int read_dirty(git_repository *repo, const char *dir,
+		      const char *real_dir, struct gitinfo *g, char *err,
+		      size_t errlen)
+{
+	git_status_options opts;
+	const char *workdir = git_repository_workdir(repo);
+	char *spec[1];
+	size_t wlen;
+	int grc;
+
+	if (!workdir)
+		return STORE_OK;	/* bare: no working tree to differ */
+	if (git_status_options_init(&opts, GIT_STATUS_OPTIONS_VERSION) < 0)
+		return git_fail(dir, "the status", err, errlen);
+	opts.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
+	opts.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED |
+		     GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
+		     GIT_STATUS_OPT_DISABLE_PATHSPEC_MATCH;
+	wlen = strlen(workdir);
+	if (strncmp(real_dir, workdir, wlen) == 0 && real_dir[wlen]) {
+		spec[0] = (char *)real_dir + wlen;
+		opts.pathspec.strings = spec;
+		opts.pathspec.count = 1;
+	}
+	grc = git_status_foreach_ext(repo, &opts, status_any, NULL);
+	if (grc < 0)
+		return git_fail(dir, "the status", err, errlen);
+	g->dirty = grc > 0;
+	return STORE_OK;
+}
+
+/* Fills @g from the repository found above @real_dir; found = 0 if none. */
+static int read_all(const char *dir, const char *real_dir, struct gitinfo *g,
+		    char *err, size_t errlen)
+{
+	git_repository *repo = NULL;
+	int grc, rc;
+
+	grc = git_repository_open_ext(&repo, real_dir, 0, NULL);
+	if (grc == GIT_ENOTFOUND)
+		return STORE_OK;
+	if (grc < 0)
+		return git_fail(dir, "the repository", err, errlen);
+	g->found = 1;
+	rc = read_repository(repo, dir, g, err, errlen);
+	if (rc == STORE_OK)
+		rc = read_branch(repo, dir, g, err, errlen);
+	if (rc == STORE_OK)
+		rc = read_commit(repo, dir, g, err, errlen);
+	if (rc == STORE_OK)
+		rc = read_dirty(repo, dir, real_dir, g, err, errlen);
+	git_repository_free(repo);
+	return rc;
+}
+
+int gitinfo_read(const char *dir, struct gitinfo *out, char *err,
+		 size_t errlen)
+{
+	struct gitinfo g = GITINFO_INIT;
+	char *real_dir;
+	int rc;
+
+	*out = g;
+	if (!dir || !dir[0]) {
+		set_err(err, errlen, "no source directory given");
+		return STORE_INVALID;
+	}
+	real_dir = realpath(dir, NULL);
+	if (!real_dir) {
+		set_err(err, errlen, "cannot resolve source directory '%s': %s",
+			dir, strerror(errno));
+		return STORE_IO;
+	}
+	if (git_libgit2_init() < 0) {
+		set_err(err, errlen, "cannot initialize libgit2: %s",
+			git_reason());
+		rc = STORE_IO;
+		goto out_free_dir;
+	}
+	rc = read_all(dir, real_dir, &g, err, errlen);
+	git_libgit2_shutdown();
+	if (rc == STORE_NOMEM)
+		set_err(err, errlen, "out of memory reading git repository at '%s'",
+			dir);
+	if (rc == STORE_OK)
+		*out = g;
+	else
+		gitinfo_release(&g);
+out_free_dir:
+	free(real_dir);
+	return rc;
+}
+
+void gitinfo_release(struct gitinfo *g)
+{
+	free(g->repository);
+	free(g->branch);
+	free(g->commit);
+	*g = (struct gitinfo)GITINFO_INIT;
+}
+
+int gitinfo_each_property(const struct gitinfo *g,
+			  int (*fn)(void *ctx, const char *key,
+				    const char *value),
+			  void *ctx)
+{
+	const struct {
+		const char *key;
+		const char *value;
+	} props[] = {
+		{ "azureml.git.repository_uri", g->repository },
+		{ "azureml.git.branch", g->branch },
+		{ "azureml.git.commit", g->commit },
+		{ "azureml.git.dirty", g->dirty ? "true" : "false" },
+		{ "mlflow.source.git.repoURL", g->repository },
+		{ "mlflow.source.git.branch", g->branch },
+		{ "mlflow.source.git.commit", g->commit },
+	};
+	size_t i;
+	int rc;
+
+	if (!g->found)
+		return 0;
+	for (i = 0; i < sizeof(props) / sizeof(props[0]); i++) {
+		if (!props[i].value)
+			continue;
+		rc = fn(ctx, props[i].key, props[i].value);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

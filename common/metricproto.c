@@ -239,6 +239,7 @@ int metricproto_parse(const char *line, size_t len,
 	int rc;
 
 	out->n = 0;
+	out->json = 0;
 	if (len > METRICPROTO_LINE_MAX) {
 		*reason = "line is longer than 65536 bytes";
 		return -1;
@@ -251,7 +252,8 @@ int metricproto_parse(const char *line, size_t len,
 		len--;
 	if (start == len)
 		return 0;
-	if (line[start] == '{')
+	out->json = line[start] == '{';
+	if (out->json)
 		rc = parse_json(line + start, len - start, out, reason);
 	else
 		rc = parse_text(line + start, len - start, out, reason);

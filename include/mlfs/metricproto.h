@@ -65,6 +65,7 @@ struct metricproto_point {
  */
 struct metricproto_line {
 	size_t n;
+	int json;	/* 1: a JSON line, names and texts are in @scratch */
 	struct metricproto_point pts[METRICPROTO_POINTS_MAX];
 	char scratch[METRICPROTO_SCRATCH];
 };

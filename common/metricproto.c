@@ -230,7 +230,8 @@ out_decref:
 	return rc;
 }
 
-_Static_assert(METRICPROTO_LINE_MAX == 65536, "the reason below names it");
+_Static_assert(METRICPROTO_LINE_MAX == 65536,
+	       "METRICPROTO_TOO_LONG names the cap");
 
 int metricproto_parse(const char *line, size_t len,
 		      struct metricproto_line *out, const char **reason)
@@ -241,7 +242,7 @@ int metricproto_parse(const char *line, size_t len,
 	out->n = 0;
 	out->json = 0;
 	if (len > METRICPROTO_LINE_MAX) {
-		*reason = "line is longer than 65536 bytes";
+		*reason = METRICPROTO_TOO_LONG;
 		return -1;
 	}
 	if (len && line[len - 1] == '\r')

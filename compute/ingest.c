@@ -225,7 +225,7 @@ static int take_buffer(struct ingest *in, struct sink *k, int final)
 				break;
 			/* too long already: report it, drop to its end */
 			report(k, at.line_no + 1, p, llen,
-			       "line is longer than 65536 bytes");
+			       METRICPROTO_TOO_LONG);
 			at.line_no++;
 			at.skipping = 1;
 		} else if (at.skipping) {

@@ -22,7 +22,7 @@
  *  - Lines are counted from 1 over the whole file, blank lines included.
  *  - Every complete line is either logged or reported to the @bad
  *    callback, once, in file order; blank lines are skipped silently.
- *  - Memory is bounded (about 8 MiB) whatever the file holds: a line longer
+ *  - Memory is bounded (about 7 MiB) whatever the file holds: a line longer
  *    than METRICPROTO_LINE_MAX is reported as soon as that is known and
  *    its bytes are dropped up to its newline.
  *  - The file is only read, from offset 0 on, and is assumed to grow by

@@ -44,6 +44,9 @@
 #define METRICPROTO_LINE_MAX 65536
 #define METRICPROTO_POINTS_MAX 1024
 
+/* The reason given for a line over METRICPROTO_LINE_MAX bytes. */
+#define METRICPROTO_TOO_LONG "line is longer than 65536 bytes"
+
 /* Room for the texts of JSON numbers: at most 24 bytes each, and names. */
 #define METRICPROTO_SCRATCH (METRICPROTO_LINE_MAX + METRICPROTO_POINTS_MAX * 32)
 

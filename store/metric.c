@@ -18,6 +18,9 @@
  *     nothing else: it is the hot path of training scripts. In particular
  *     it does not bump run.updated_ms; what shows metric times (metric
  *     files, metrics.json, runs.csv) reads metric.updated_ms.
+ *  6. store_metrics_log() (the run supervisor's batches from $MLFS_METRICS)
+ *     groups its points by metric first, so each metric touched gets one
+ *     chunk row and one change row per call, whatever the interleaving.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -70,19 +73,19 @@ static int metric_get_row(struct conn *c, sqlite3_stmt *s,
 }
 
 static int metric_get_locked(struct conn *c, int64_t run_id, const char *name,
-			     struct store_metric *out)
+			     size_t name_len, struct store_metric *out)
 {
 	sqlite3_stmt *s = stmt_get(c, SQL_METRIC_GET);
 
 	if (!s)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, run_id);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, name, (int)name_len, SQLITE_STATIC);
 	return metric_get_row(c, s, out);
 }
 
 static int metric_insert_locked(struct conn *c, int64_t run_id,
-				const char *name, int64_t now,
+				const char *name, size_t name_len, int64_t now,
 				struct store_metric *out)
 {
 	sqlite3_stmt *s = stmt_get(c, SQL_METRIC_INSERT);
@@ -90,7 +93,7 @@ static int metric_insert_locked(struct conn *c, int64_t run_id,
 	if (!s)
 		return STORE_IO;
 	sqlite3_bind_int64(s, 1, run_id);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, name, (int)name_len, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, now);
 	return metric_get_row(c, s, out);
 }
@@ -242,11 +245,12 @@ int store_metric_ensure(struct store *st, int64_t run_id, const char *name,
 	rc = run_experiment_locked(c, run_id, &exp_id);
 	if (rc != STORE_OK)
 		goto out_rollback;
-	rc = metric_get_locked(c, run_id, name, &m);
+	rc = metric_get_locked(c, run_id, name, strlen(name), &m);
 	if (created)
 		*created = rc == STORE_NOT_FOUND;
 	if (rc == STORE_NOT_FOUND) {
-		rc = metric_insert_locked(c, run_id, name, time_now_ms(), &m);
+		rc = metric_insert_locked(c, run_id, name, strlen(name),
+					  time_now_ms(), &m);
 		if (rc == STORE_OK)	/* a new name in the run's metrics/ */
 			rc = run_touch(c, run_id, exp_id, m.created_ms);
 		if (rc == STORE_OK)
@@ -292,6 +296,171 @@ out_put:
 	return rc;
 }
 
+/*
+ * A store_metrics_log() call grouped by metric: group g's points are
+ * pts[groups[g].first .. + groups[g].n), in call order. Groups are found
+ * with an open-addressing table over the names, so grouping is O(n).
+ */
+struct log_group {
+	const char *name;
+	size_t name_len;
+	size_t first;
+	size_t n;
+};
+
+struct log_plan {
+	struct log_group *groups;
+	size_t ngroups;
+	struct metric_point *pts;
+};
+
+static uint64_t name_hash(const char *s, size_t len)
+{
+	uint64_t h = 14695981039346656037ULL;	/* FNV-1a */
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void log_plan_release(struct log_plan *p)
+{
+	free(p->groups);
+	free(p->pts);
+	p->groups = NULL;
+	p->pts = NULL;
+}
+
+static int log_plan_build(const struct metric_named_point *in, size_t n,
+			  struct log_plan *p)
+{
+	size_t slots = 16, *fill = NULL;
+	uint32_t *table = NULL, *group_of = NULL;
+	int rc = STORE_NOMEM;
+
+	while (slots < 2 * n)
+		slots *= 2;
+	table = malloc(slots * sizeof(*table));
+	group_of = malloc(n * sizeof(*group_of));
+	p->groups = malloc(n * sizeof(*p->groups));
+	p->pts = malloc(n * sizeof(*p->pts));
+	p->ngroups = 0;
+	if (!table || !group_of || !p->groups || !p->pts)
+		goto out_free;
+	memset(table, 0xff, slots * sizeof(*table));	/* UINT32_MAX: empty */
+	for (size_t i = 0; i < n; i++) {
+		size_t h = (size_t)name_hash(in[i].name, in[i].name_len);
+		struct log_group *g;
+
+		for (;; h++) {
+			uint32_t *slot = &table[h & (slots - 1)];
+
+			if (*slot == UINT32_MAX) {
+				*slot = (uint32_t)p->ngroups;
+				p->groups[p->ngroups++] = (struct log_group){
+					in[i].name, in[i].name_len, 0, 0,
+				};
+			}
+			g = &p->groups[*slot];
+			if (g->name_len == in[i].name_len &&
+			    !memcmp(g->name, in[i].name, g->name_len))
+				break;
+		}
+		g->n++;
+		group_of[i] = (uint32_t)(g - p->groups);
+	}
+	fill = calloc(p->ngroups, sizeof(*fill));
+	if (!fill)
+		goto out_free;
+	for (size_t g = 1; g < p->ngroups; g++)
+		p->groups[g].first = p->groups[g - 1].first + p->groups[g - 1].n;
+	for (size_t i = 0; i < n; i++) {
+		struct log_group *g = &p->groups[group_of[i]];
+
+		p->pts[g->first + fill[group_of[i]]++] = in[i].pt;
+	}
+	rc = STORE_OK;
+out_free:
+	free(fill);
+	free(group_of);
+	free(table);
+	if (rc != STORE_OK)
+		log_plan_release(p);
+	return rc;
+}
+
+/* The metrics of @p logged inside the caller's transaction. */
+static int metrics_log_locked(struct conn *c, int64_t run_id,
+			      const struct log_plan *p, int64_t ts_ms)
+{
+	int64_t exp_id = 0;
+	int created = 0;
+	int rc = run_experiment_locked(c, run_id, &exp_id);
+
+	for (size_t i = 0; rc == STORE_OK && i < p->ngroups; i++) {
+		const struct log_group *g = &p->groups[i];
+		struct store_metric m = { 0 };
+
+		rc = metric_get_locked(c, run_id, g->name, g->name_len, &m);
+		if (rc == STORE_NOT_FOUND) {
+			/* the append below adds the metric's change row */
+			rc = metric_insert_locked(c, run_id, g->name,
+						  g->name_len, ts_ms, &m);
+			created = 1;
+		}
+		if (rc == STORE_OK)
+			rc = metric_append_locked(c, m.id, p->pts + g->first,
+						  g->n, ts_ms);
+		store_metric_release(&m);
+	}
+	if (rc == STORE_OK && created)	/* new names in the run's metrics/ */
+		rc = run_touch(c, run_id, exp_id, ts_ms);
+	return rc;
+}
+
+int store_metrics_log(struct store *st, int64_t run_id,
+		      const struct metric_named_point *pts, size_t n,
+		      int64_t ts_ms)
+{
+	struct log_plan plan = { 0 };
+	struct conn *c;
+	int rc;
+
+	if (n == 0)
+		return STORE_OK;
+	if (n > UINT32_MAX - 1)
+		return STORE_TOO_BIG;
+	for (size_t i = 0; i < n; i++)
+		if (!name_is_valid(pts[i].name, pts[i].name_len))
+			return STORE_INVALID;
+	/* keep this metric's order with appends journaled before */
+	rc = journal_drain_pending(st);
+	if (rc != STORE_OK)
+		return rc;
+	rc = log_plan_build(pts, n, &plan);
+	if (rc != STORE_OK)
+		return rc;
+	rc = conn_get(st, &c);
+	if (rc != STORE_OK)
+		goto out_release;
+	rc = tx_begin(c);
+	if (rc != STORE_OK)
+		goto out_put;
+	rc = metrics_log_locked(c, run_id, &plan, ts_ms);
+	if (rc != STORE_OK)
+		goto out_rollback;
+	rc = tx_commit(c);
+out_rollback:
+	tx_rollback(c);
+out_put:
+	conn_put(st, c);
+out_release:
+	log_plan_release(&plan);
+	return rc;
+}
+
 int store_metric_get(struct store *st, int64_t run_id, const char *name,
 		     struct store_metric *out)
 {
@@ -303,7 +472,7 @@ int store_metric_get(struct store *st, int64_t run_id, const char *name,
 
 	if (rc != STORE_OK)
 		return rc;
-	rc = metric_get_locked(c, run_id, name, out);
+	rc = metric_get_locked(c, run_id, name, strlen(name), out);
 	conn_put(st, c);
 	return rc;
 }
@@ -317,7 +486,7 @@ int store_metric_find(struct store *st, int64_t run_id, const char *name,
 
 	if (rc != STORE_OK)
 		return rc;
-	rc = metric_get_locked(c, run_id, name, &m);
+	rc = metric_get_locked(c, run_id, name, strlen(name), &m);
 	if (rc == STORE_OK)
 		*metric_id = m.id;
 	store_metric_release(&m);

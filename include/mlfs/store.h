@@ -417,6 +417,33 @@ int store_metric_append(struct store *st, int64_t metric_id,
 			const struct metric_point *pts, size_t n,
 			int64_t ts_ms);
 
+/*
+ * store_metrics_log - log @n points of run @run_id, each naming its metric
+ * (@name[0..@name_len), not NUL-terminated), creating the metrics that do
+ * not exist yet, at time @ts_ms (also the creation time of those
+ * metrics). One transaction: all points or none. Points of one metric keep
+ * the order they have in @pts; each metric touched gets one chunk and one
+ * change row, however its points interleave with others'.
+ *
+ * Returns STORE_OK (also for @n == 0, which touches nothing),
+ * STORE_INVALID when any name is bad (nothing logged), STORE_NOT_FOUND
+ * for a missing run, STORE_BUSY, STORE_NOMEM, STORE_IO. The caller keeps
+ * ownership of @pts and everything they point to.
+ *
+ * Not routed through the journal, even when this process started one: it
+ * writes the database directly (after merging any pending journal, so
+ * earlier appends stay first). Meant for processes other than the mount,
+ * such as the run supervisor, which log big batches.
+ */
+struct metric_named_point {
+	const char *name;
+	size_t name_len;
+	struct metric_point pt;
+};
+int store_metrics_log(struct store *st, int64_t run_id,
+		      const struct metric_named_point *pts, size_t n,
+		      int64_t ts_ms);
+
 int store_metric_get(struct store *st, int64_t run_id, const char *name,
 		     struct store_metric *out);
 /*

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mlfs/compute.h"
 #include "mlfs/fs.h"
+#include "mlfs/parse.h"
 #include "mlfs/store.h"
 #include "mlfs_config.h"
 
@@ -32,7 +34,13 @@ static const char usage[] =
 	"  -f       stay in the foreground\n"
 	"  -d       debug: log every request (implies -f)\n"
 	"  -s       serve requests in a single thread\n"
-	"  -o OPT   FUSE mount options, e.g. allow_other, ro, default_permissions\n"
+	"  -o OPT   FUSE mount options, e.g. allow_other, ro, default_permissions,\n"
+	"           and mlfs's own:\n"
+	"             max_concurrent_runs=N  runs at once on compute 'local'\n"
+	"                                    (default: the number of CPUs)\n"
+	"             snapshot_max_bytes=N   largest source snapshot (default 300M;\n"
+	"                                    suffixes K, M, G)\n"
+	"             snapshot_max_files=N   most files in a snapshot (default 2000)\n"
 	"\n"
 	"The mount's README lists every file and what writing to it does.\n"
 	"See mlfs(1).\n";
@@ -58,10 +66,51 @@ static int cmd_init(int argc, char **argv)
 	return 0;
 }
 
+enum mount_key { KEY_MAX_RUNS, KEY_SNAP_BYTES, KEY_SNAP_FILES };
+
+static const struct fuse_opt mlfs_opts[] = {
+	FUSE_OPT_KEY("max_concurrent_runs=", KEY_MAX_RUNS),
+	FUSE_OPT_KEY("snapshot_max_bytes=", KEY_SNAP_BYTES),
+	FUSE_OPT_KEY("snapshot_max_files=", KEY_SNAP_FILES),
+	FUSE_OPT_END
+};
+
+/* Takes mlfs's own -o options out of the list libfuse sees. */
+static int mount_opt(void *data, const char *arg, int key,
+		     struct fuse_args *outargs)
+{
+	struct fs_mount_options *opt = data;
+	const char *v = strchr(arg, '=');
+	uint64_t n = 0;
+	int64_t i = 0;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_OPT || key == FUSE_OPT_KEY_NONOPT)
+		return 1;	/* not ours: keep it */
+	v = v ? v + 1 : "";
+	if (key == KEY_MAX_RUNS) {
+		if (parse_int64(v, strlen(v), &i) != 0 || i < 0 || i > 4096)
+			goto out_bad;
+		opt->max_concurrent_runs = (int)i;
+		return 0;
+	}
+	if (parse_size(v, strlen(v), &n) != 0 || n == 0)
+		goto out_bad;
+	if (key == KEY_SNAP_BYTES)
+		opt->snapshot_max_bytes = n;
+	else
+		opt->snapshot_max_files = n;
+	return 0;
+out_bad:
+	fprintf(stderr, "mlfs: invalid mount option '%s'\n", arg);
+	return -1;
+}
+
 static int cmd_mount(int argc, char **argv)
 {
 	struct fs_mount_options opt = { 0 };
-	struct fuse_cmdline_opts cl;
+	struct fuse_cmdline_opts cl = { 0 };
+	char *mountpoint = NULL;
 	struct fuse_args args;
 	int ret = 2;
 
@@ -73,6 +122,9 @@ static int cmd_mount(int argc, char **argv)
 	/* libfuse parses the rest as "PROG MOUNTPOINT [options]". */
 	argv[2] = argv[0];
 	args = (struct fuse_args)FUSE_ARGS_INIT(argc - 2, argv + 2);
+	opt.max_concurrent_runs = -1;
+	if (fuse_opt_parse(&args, &opt, mlfs_opts, mount_opt) != 0)
+		goto out_args;
 	if (fuse_parse_cmdline(&args, &cl) != 0)
 		goto out_args;
 	if (cl.show_help || cl.show_version || !cl.mountpoint) {
@@ -80,12 +132,16 @@ static int cmd_mount(int argc, char **argv)
 		ret = cl.mountpoint ? 0 : 2;
 		goto out_mountpoint;
 	}
-	opt.mountpoint = cl.mountpoint;
+	/* Runs get MLFS_RUN_DIR under it: make it absolute before
+	 * daemonizing moves us to "/". */
+	mountpoint = realpath(cl.mountpoint, NULL);
+	opt.mountpoint = mountpoint ? mountpoint : cl.mountpoint;
 	opt.foreground = cl.foreground || cl.debug;
 	opt.debug = cl.debug;
 	opt.single_thread = cl.singlethread;
 	ret = fs_mount(&opt, &args);
 out_mountpoint:
+	free(mountpoint);
 	free(cl.mountpoint);
 out_args:
 	fuse_opt_free_args(&args);
@@ -109,6 +165,9 @@ int main(int argc, char **argv)
 		return cmd_mount(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "submit") == 0)
 		return cmd_submit(argc, argv);
+	/* Not in the usage: the mount starts it (see compute.h). */
+	if (argc >= 4 && argc <= 5 && strcmp(argv[1], "supervise") == 0)
+		return supervise_main(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
 	if (argc >= 2)
 		fprintf(stderr, "mlfs: unknown command '%s'\n", argv[1]);
 	fputs(usage, stderr);

@@ -201,6 +201,11 @@ static void jsonw_raw(struct jsonw *w, const char *text, size_t len)
 	jsonw_value_end(w);
 }
 
+void jsonw_json(struct jsonw *w, const char *text, size_t len)
+{
+	jsonw_raw(w, text, len);
+}
+
 void jsonw_string_len(struct jsonw *w, const char *s, size_t len)
 {
 	if (jsonw_value_begin(w))

@@ -26,9 +26,11 @@
 #include <sys/stat.h>
 
 #include "mlfs/fs.h"
+#include "mlfs/snapshot.h"
 #include "mlfs/store.h"
 #include "mlfs/strbuf.h"
 
+struct compute_local;
 struct fs_ctx;
 struct fs_node;
 struct fs_handle;
@@ -172,6 +174,21 @@ struct fs_kind {
 	 * the mount still show within that time).
 	 */
 	int attr_cached;
+	/*
+	 * Fixed entries that only some objects have (a child run's parent
+	 * link): 0 hides the entry of the directory identified by @dir.
+	 */
+	int (*present)(struct fs_ctx *ctx, const struct fs_ident *dir);
+	/*
+	 * Special files (special.c): one request per open, acted on inside
+	 * write() once complete (a JSON document when request_json, else
+	 * any bytes), or at flush. @act returns 0 with the result in h->reply,
+	 * or -errno with the message in h->reply (special.c records the
+	 * refusal). Reads return h->reply.
+	 */
+	int (*act)(struct fs_ctx *ctx, struct fs_handle *h, const char *req,
+		   size_t len);
+	int request_json;
 	/* For the README: the children a directory lists from the store. */
 	const char *dyn_name;	/* placeholder, e.g. "ID" */
 	const struct fs_kind *dyn_kind;
@@ -207,6 +224,12 @@ struct fs_handle {
 	struct dirlist dl;	/* directories: listing taken at first readdir */
 	int listed;
 	uint64_t list_clock;	/* version clock before the listing query */
+	/* Special files: */
+	struct fuse_ctx writer;	/* who wrote last: pid (for its cwd), uid */
+	int acted;		/* the request was acted on (or refused) */
+	int act_err;		/* its errno, 0 on success */
+	struct strbuf reply;	/* what a read returns: result or message */
+	size_t reply_pos;	/* how much of it was read */
 };
 
 /* ---- the mount ------------------------------------------------------- */
@@ -238,6 +261,8 @@ struct fs_ctx {
 	int64_t mount_ms;
 	pthread_mutex_t carry_lock;	/* fs_node.carrying */
 	pthread_cond_t carry_done;
+	struct compute_local *compute;	/* starts supervisors */
+	struct snapshot_limits snap_limits;
 	uid_t uid;
 	gid_t gid;
 };
@@ -302,6 +327,19 @@ double node_entry_timeout(struct fs_ctx *ctx, const struct fs_node *n);
 int handle_accumulate(struct fs_handle *h, const char *buf, size_t len,
 		      off_t off, size_t cap);
 
+/* special.c: the write/flush/render/truncate of every special kind. */
+int special_write(struct fs_ctx *ctx, struct fs_handle *h, const char *buf,
+		  size_t len, off_t off);
+int special_flush(struct fs_ctx *ctx, struct fs_handle *h);
+int special_render(struct fs_ctx *ctx, struct fs_node *node, struct content *c);
+int special_truncate(struct fs_ctx *ctx, struct fs_node *node, off_t size);
+/* Replies to a read of a special file's handle. */
+void special_reply_read(fuse_req_t req, struct fs_handle *h, size_t size,
+			off_t off);
+/* Sets h->reply to a message and returns -err (for act callbacks). */
+int special_fail(struct fs_handle *h, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* errors.c */
 int fs_errno(int store_rc);
 /*
@@ -325,6 +363,13 @@ extern const struct fs_kind kind_run;
 extern const struct fs_kind kind_run_tags;
 extern const struct fs_kind kind_run_properties;
 extern const struct fs_kind kind_run_metrics;
+extern const struct fs_kind kind_submit;
+extern const struct fs_kind kind_computes;
+extern const struct fs_kind kind_run_cancel;
+extern const struct fs_kind kind_run_config;
+extern const struct fs_kind kind_run_snapshot_link;
+extern const struct fs_kind kind_run_parent_link;
+extern const struct fs_kind kind_run_children;
 
 /* Directory times: when their entries last changed. */
 int experiments_dir_render(struct fs_ctx *ctx, struct fs_node *node,

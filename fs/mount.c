@@ -2,6 +2,7 @@
  * mount.c - one mount's life: open the store, mount, serve, unmount.
  */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,9 +11,46 @@
 #include <unistd.h>
 
 #include "fs_internal.h"
+#include "mlfs/compute.h"
 #include "mlfs/timefmt.h"
 
 extern const struct fuse_lowlevel_ops mlfs_ops;
+
+/*
+ * Supervisors are this very binary ("mlfs supervise"), found through
+ * /proc/self/exe so a test's build runs its own supervisors.
+ */
+static int compute_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n < 0)
+		return -1;
+	exe[n] = '\0';
+	ctx->compute = compute_local_new(exe, store_dir(ctx->st),
+					 opt->mountpoint);
+	return ctx->compute ? 0 : -1;
+}
+
+/* Settings of the local compute, and runs left behind by the last mount. */
+static int compute_start(struct fs_ctx *ctx, const struct fs_mount_options *opt)
+{
+	int lost = 0;
+	int rc = STORE_OK;
+
+	if (opt->max_concurrent_runs >= 0)
+		rc = store_compute_set_max(ctx->st, COMPUTE_LOCAL,
+					   opt->max_concurrent_runs);
+	if (rc == STORE_OK)
+		rc = compute_local_recover(ctx->compute, ctx->st, &lost);
+	if (rc != STORE_OK) {
+		fprintf(stderr, "mlfs: cannot start the local compute: %s\n",
+			store_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
 
 static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 {
@@ -40,8 +78,16 @@ static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 		goto out_close;
 	if (itable_init(&ctx->itable, &kind_root) < 0)
 		goto out_close;
+	ctx->snap_limits.max_bytes = opt->snapshot_max_bytes
+		? opt->snapshot_max_bytes : SNAPSHOT_MAX_BYTES_DEFAULT;
+	ctx->snap_limits.max_files = opt->snapshot_max_files
+		? opt->snapshot_max_files : SNAPSHOT_MAX_FILES_DEFAULT;
+	if (compute_init(ctx, opt) < 0)
+		goto out_itable;
 	return 0;
 
+out_itable:
+	itable_release(&ctx->itable);
 out_close:
 	fprintf(stderr, "mlfs: out of memory\n");
 	version_map_free(ctx->versions);
@@ -52,6 +98,7 @@ out_close:
 
 static void ctx_release(struct fs_ctx *ctx)
 {
+	compute_local_free(ctx->compute);
 	pthread_cond_destroy(&ctx->carry_done);
 	pthread_mutex_destroy(&ctx->carry_lock);
 	itable_release(&ctx->itable);
@@ -96,6 +143,8 @@ int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
 	/* After daemonizing: neither a thread nor a flock'd journal belongs
 	 * to the parent that exits. */
 	if (store_journal_start(ctx.st) != STORE_OK)
+		goto out_unmount;
+	if (compute_start(&ctx, opt) < 0)
 		goto out_unmount;
 	if (watcher_start(&ctx) < 0)
 		goto out_unmount;

@@ -78,7 +78,11 @@ static int resolve_child(struct fs_ctx *ctx, struct fs_node *dir,
 	out->obj_id = 0;
 	for (const struct fs_entry *e = k->entries; e && e->name; e++) {
 		if (strcmp(e->name, name) == 0) {
+			if (e->kind->present && !e->kind->present(ctx, &dir->id))
+				return -ENOENT;
 			out->kind = e->kind;
+			/* e.g. computes/NAME/queue: the key names the object */
+			out->key = dir->id.key;
 			return 0;
 		}
 	}
@@ -408,12 +412,14 @@ static struct fs_handle *handle_new(struct fs_node *n, int flags)
 	h->node = n;
 	h->flags = flags;
 	strbuf_init(&h->buf, SIZE_MAX);
+	strbuf_init(&h->reply, SIZE_MAX);
 	return h;
 }
 
 static void handle_free(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	strbuf_release(&h->buf);
+	strbuf_release(&h->reply);
 	dirlist_release(&h->dl);
 	node_put(ctx, h->node);
 	free(h);
@@ -465,7 +471,7 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 		if (rc < 0)
 			return rc;
 	}
-	if ((fi->flags & O_ACCMODE) != O_WRONLY) {
+	if ((fi->flags & O_ACCMODE) != O_WRONLY && !k->act) {
 		rc = open_decide_cache(ctx, n, fi);
 		if (rc < 0)
 			return rc;
@@ -476,7 +482,7 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 	h->created = created;
 	h->truncated = writable && (fi->flags & O_TRUNC);
 	/* Writers bypass the page cache: we store what they mean, not bytes. */
-	fi->direct_io = writable;
+	fi->direct_io = writable || k->act;
 	/* No FLUSH round trip at every close unless the kind acts on it. */
 	fi->noflush = !k->flush;
 	fi->fh = (uint64_t)(uintptr_t)h;
@@ -581,6 +587,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int rc;
 
 	(void)ino;
+	if (n->id.kind->act) {
+		special_reply_read(req, h, size, off);
+		return;
+	}
 	pthread_mutex_lock(&n->lock);
 	rc = node_refresh(ctx, n);
 	if (rc < 0)
@@ -598,6 +608,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	int rc;
 
 	(void)ino;
+	h->writer = *fuse_req_ctx(req);
 	rc = h->node->id.kind->write(ctx, h, buf, size, off);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
@@ -675,6 +686,8 @@ static int listing_build(struct fs_ctx *ctx, struct fs_handle *h)
 
 	h->list_clock = version_clock(ctx);
 	for (const struct fs_entry *e = k->entries; e && e->name; e++) {
+		if (e->kind->present && !e->kind->present(ctx, &dir->id))
+			continue;
 		id = dir->id;
 		id.kind = e->kind;
 		id.key = NULL;
@@ -682,6 +695,8 @@ static int listing_build(struct fs_ctx *ctx, struct fs_handle *h)
 		rc = dirlist_add(&h->dl, e->name, &id, 0);
 		if (rc < 0)
 			return rc;
+		/* fixed entries share their directory's key (see resolve_child) */
+		h->dl.v[h->dl.n - 1].id.key = dir->id.key;
 	}
 	if (k->list) {
 		rc = k->list(ctx, dir, &h->dl);

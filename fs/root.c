@@ -132,6 +132,7 @@ static const struct fs_entry root_entries[] = {
 	{ "workspace.json", &kind_workspace_json, "name, id, created, schema version, limits" },
 	{ "events", &kind_events, "recent events and every refused request, one line each, newest last" },
 	{ "experiments", &kind_experiments, "one directory per experiment" },
+	{ "computes", &kind_computes, "compute targets: NAME/compute.json and NAME/queue; local always exists" },
 	{ NULL, NULL, NULL },
 };
 

@@ -3,6 +3,7 @@
  * run.json, status and metrics.json.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,8 +179,89 @@ static void json_time_or_null(struct jsonw *w, const char *key, int64_t ms)
 	jsonw_time(w, ms);
 }
 
+/* A value from the run's config, written as it is. */
+static void json_raw_or_null(struct jsonw *w, json_t *v)
+{
+	char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+					   JSON_SORT_KEYS) : NULL;
+
+	if (text)
+		jsonw_json(w, text, strlen(text));
+	else
+		jsonw_null(w);
+	free(text);
+}
+
+struct git_fields {
+	struct jsonw *w;
+	int any;
+};
+
+static int git_property(void *arg, const struct store_kv *kv)
+{
+	static const char prefix[] = "azureml.git.";
+	struct git_fields *g = arg;
+	const char *field = kv->key + sizeof(prefix) - 1;
+
+	if (strncmp(kv->key, prefix, sizeof(prefix) - 1) != 0)
+		return 0;
+	if (!g->any)
+		jsonw_object_begin(g->w);
+	g->any = 1;
+	jsonw_key(g->w, strcmp(field, "repository_uri") == 0 ? "repository"
+							      : field);
+	if (strcmp(field, "dirty") == 0)
+		jsonw_bool(g->w, kv->len == 4 && memcmp(kv->value, "true", 4) == 0);
+	else
+		jsonw_string_len(g->w, kv->value, kv->len);
+	return 0;
+}
+
+/* "git": {repository, branch, commit, dirty} from the git properties. */
+static int run_json_git(struct fs_ctx *ctx, struct jsonw *w,
+			const struct store_run *r)
+{
+	struct git_fields g = { w, 0 };
+	int rc;
+
+	jsonw_key(w, "git");
+	rc = store_property_list(ctx->st, r->id, git_property, &g);
+	if (g.any)
+		jsonw_object_end(w);
+	else
+		jsonw_null(w);
+	return rc;
+}
+
+static int child_name(void *arg, const struct store_run_entry *e)
+{
+	jsonw_string(arg, e->name);
+	return 0;
+}
+
+static int run_json_family(struct fs_ctx *ctx, struct jsonw *w,
+			   const struct store_run *r)
+{
+	struct store_run p = { 0 };
+	int rc = STORE_OK;
+
+	jsonw_key(w, "parent");
+	if (r->parent_id)
+		rc = store_run_get(ctx->st, r->parent_id, &p);
+	if (rc != STORE_OK)
+		return rc;
+	jsonw_string(w, p.name);
+	store_run_release(&p);
+	jsonw_key(w, "children");
+	jsonw_array_begin(w);
+	rc = store_run_children(ctx->st, r->id, child_name, w);
+	jsonw_array_end(w);
+	return rc;
+}
+
 static int run_json_body(struct fs_ctx *ctx, struct jsonw *w,
-			 const struct store_run *r, const char *experiment)
+			 const struct store_run *r, const char *experiment,
+			 json_t *config)
 {
 	int rc;
 
@@ -206,16 +288,15 @@ static int run_json_body(struct fs_ctx *ctx, struct jsonw *w,
 	jsonw_key(w, "compute_target");
 	jsonw_string(w, r->compute_target);
 	jsonw_key(w, "environment");
-	jsonw_null(w);
+	json_raw_or_null(w, json_object_get(config, "environment"));
 	jsonw_key(w, "snapshot");
-	jsonw_null(w);
-	jsonw_key(w, "git");
-	jsonw_null(w);
-	jsonw_key(w, "parent");
-	jsonw_null(w);
-	jsonw_key(w, "children");
-	jsonw_array_begin(w);
-	jsonw_array_end(w);
+	jsonw_string(w, r->snapshot);
+	rc = run_json_git(ctx, w, r);
+	if (rc != STORE_OK)
+		return rc;
+	rc = run_json_family(ctx, w, r);
+	if (rc != STORE_OK)
+		return rc;
 	jsonw_key(w, "tags");
 	jsonw_object_begin(w);
 	rc = store_tag_list(ctx->st, r->id, json_kv, w);
@@ -236,8 +317,12 @@ static int run_json_body(struct fs_ctx *ctx, struct jsonw *w,
 	jsonw_key(w, "error");
 	jsonw_string(w, r->error);
 	jsonw_key(w, "arguments");
-	jsonw_array_begin(w);
-	jsonw_array_end(w);
+	if (json_is_array(json_object_get(config, "arguments")))
+		json_raw_or_null(w, json_object_get(config, "arguments"));
+	else {
+		jsonw_array_begin(w);
+		jsonw_array_end(w);
+	}
 	return STORE_OK;
 }
 
@@ -246,6 +331,7 @@ static int run_json_render(struct fs_ctx *ctx, struct fs_node *node,
 {
 	struct store_experiment e = { 0 };
 	struct store_run r = { 0 };
+	json_t *config;
 	struct jsonw w;
 	struct sink s;
 	int rc;
@@ -258,7 +344,9 @@ static int run_json_render(struct fs_ctx *ctx, struct fs_node *node,
 	sink_begin(&s, ctx, c, 0);
 	jsonw_init(&w, s.sb, 1);
 	jsonw_object_begin(&w);
-	rc = run_json_body(ctx, &w, &r, e.name);
+	config = r.config ? json_loads(r.config, 0, NULL) : NULL;
+	rc = run_json_body(ctx, &w, &r, e.name, config);
+	json_decref(config);
 	jsonw_object_end(&w);
 	c->mtime_ms = r.updated_ms;
 	if (rc != STORE_OK)
@@ -426,6 +514,11 @@ static const struct fs_entry run_entries[] = {
 	{ "properties", &kind_run_properties, "add-only properties, one file each" },
 	{ "metrics", &kind_run_metrics, "one file per metric" },
 	{ "metrics.json", &kind_metrics_json, "per metric: last, min, max, count" },
+	{ "config.json", &kind_run_config, "submitted runs: the normalized request the run was made from" },
+	{ "cancel", &kind_run_cancel, "special: any write cancels a Queued or running run; read back the status" },
+	{ "snapshot", &kind_run_snapshot_link, "submitted runs: -> ../../../../snapshots/SNAP, the source it ran" },
+	{ "parent", &kind_run_parent_link, "child runs: -> ../PARENT_ID" },
+	{ "children", &kind_run_children, "child runs: CHILD_ID -> ../../CHILD_ID" },
 	{ NULL, NULL, NULL },
 };
 

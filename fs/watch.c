@@ -2,15 +2,27 @@
  * watch.c - the watcher thread: follows the store's change feed, so that
  * changes made by other processes (run supervisors, another mount) make
  * this mount's cached content stale within WATCH_INTERVAL_MS; and the
- * keeper of the write-ahead log, checkpointed here off the write path.
+ * keeper of the write-ahead log, checkpointed here off the write path;
+ * and the mount's side of the local compute: reaping the supervisors it
+ * started, failing runs whose supervisor died.
+ *
+ * Between rounds the thread sleeps on inotify of the write-ahead log, so
+ * a commit by another process (a supervisor moving a run to Completed)
+ * wakes it at once instead of at the next tick.
  */
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
+#include <sys/inotify.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fs_internal.h"
+#include "mlfs/compute.h"
 #include "mlfs/timefmt.h"
 
 #define WATCH_INTERVAL_MS 100
+#define LOST_CHECK_EVERY_MS 5000
 #define CHANGES_KEEP 100000
 #define PRUNE_EVERY_MS (60 * 1000)
 #define CHECKPOINT_EVERY_MS 1000
@@ -23,12 +35,59 @@ static int on_change(void *arg, const struct store_change *ch)
 	return 0;
 }
 
+/* An inotify descriptor watching the WAL for writes, or -1. */
+static int wal_watch_open(struct fs_ctx *ctx)
+{
+	char path[PATH_MAX];
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/workspace.db-wal", store_dir(ctx->st));
+	if (inotify_add_watch(fd, path, IN_MODIFY) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Sleeps until the WAL is written or a tick passed. */
+static void wait_for_writes(int fd)
+{
+	struct timespec pause = { 0, WATCH_INTERVAL_MS * 1000000L };
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char buf[4096];
+
+	if (fd < 0) {
+		nanosleep(&pause, NULL);
+		return;
+	}
+	if (poll(&p, 1, WATCH_INTERVAL_MS) > 0) {
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+	}
+}
+
+static void check_supervisors(struct fs_ctx *ctx, int64_t *last_check)
+{
+	int lost = 0;
+
+	compute_local_reap(ctx->compute);
+	if (time_now_ms() - *last_check < LOST_CHECK_EVERY_MS)
+		return;
+	*last_check = time_now_ms();
+	if (compute_fail_lost_runs(ctx->st, &lost) == STORE_OK && lost > 0)
+		version_bump(ctx, DEP_EVENTS, 0);
+}
+
 static void *watch_loop(void *arg)
 {
 	struct fs_ctx *ctx = arg;
-	struct timespec pause = { 0, WATCH_INTERVAL_MS * 1000000L };
 	int64_t last_prune = time_now_ms();
 	int64_t last_checkpoint = last_prune;
+	int64_t last_lost_check = last_prune;
+	int64_t last_drain = last_prune;
+	int wal_fd = wal_watch_open(ctx);
 
 	while (!ctx->stopping) {
 		int rc = store_changes_since(ctx->st, &ctx->change_seq,
@@ -37,8 +96,15 @@ static void *watch_loop(void *arg)
 		if (rc != STORE_OK)
 			fprintf(stderr, "mlfs: cannot read changes: %s\n",
 				store_strerror(rc));
-		/* Other processes read the database: keep it current. */
-		store_journal_drain(ctx->st);
+		/*
+		 * Other processes read the database: keep it current, in
+		 * batches (waking on our own drain's WAL write must not turn
+		 * into a drain per append).
+		 */
+		if (time_now_ms() - last_drain >= WATCH_INTERVAL_MS) {
+			store_journal_drain(ctx->st);
+			last_drain = time_now_ms();
+		}
 		if (time_now_ms() - last_prune > PRUNE_EVERY_MS) {
 			store_changes_prune(ctx->st, CHANGES_KEEP);
 			last_prune = time_now_ms();
@@ -47,8 +113,11 @@ static void *watch_loop(void *arg)
 			store_checkpoint(ctx->st);
 			last_checkpoint = time_now_ms();
 		}
-		nanosleep(&pause, NULL);
+		check_supervisors(ctx, &last_lost_check);
+		wait_for_writes(wal_fd);
 	}
+	if (wal_fd >= 0)
+		close(wal_fd);
 	return NULL;
 }
 

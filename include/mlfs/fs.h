@@ -9,6 +9,8 @@
 #ifndef MLFS_FS_H
 #define MLFS_FS_H
 
+#include <stdint.h>
+
 struct fuse_args;
 
 struct fs_mount_options {
@@ -17,6 +19,11 @@ struct fs_mount_options {
 	int foreground;		/* do not daemonize */
 	int debug;		/* libfuse's -d: log every request */
 	int single_thread;
+	/* -o max_concurrent_runs=N: runs at once on "local" (0: as many as CPUs) */
+	int max_concurrent_runs;	/* -1: leave the workspace's setting */
+	/* -o snapshot_max_bytes=, snapshot_max_files=: 0 for the defaults */
+	uint64_t snapshot_max_bytes;
+	uint64_t snapshot_max_files;
 };
 
 /*

@@ -83,6 +83,12 @@ void jsonw_double(struct jsonw *w, double v);
  */
 void jsonw_number_text(struct jsonw *w, const char *s, size_t len);
 
+/*
+ * A value that is already JSON text (made by a JSON library), emitted
+ * verbatim; the caller vouches for its validity.
+ */
+void jsonw_json(struct jsonw *w, const char *text, size_t len);
+
 void jsonw_bool(struct jsonw *w, int v);
 void jsonw_null(struct jsonw *w);
 

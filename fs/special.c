@@ -1,0 +1,179 @@
+/*
+ * special.c - special files: writing a request into them acts.
+ *
+ * The protocol, the same for every special file (DESIGN.md):
+ *  - one request per open; the bytes of a handle's writes are gathered
+ *    (capped at SPECIAL_REQUEST_MAX) until they form a request: a complete
+ *    JSON document for JSON kinds, any bytes at all for the others;
+ *  - the request is acted on inside that write(), whose result is the
+ *    outcome: success, or the refusal's errno; errors at close are often
+ *    lost, so flush only acts on a request that never became complete;
+ *  - a read on the same descriptor returns the result line, or the
+ *    refusal's message; every refusal also makes an events line;
+ *  - whitespace after a request is fine, anything else is a second
+ *    request and refused; O_TRUNC and truncate(2) are accepted and ignored.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fs_internal.h"
+
+#define SPECIAL_REQUEST_MAX (1024 * 1024)
+
+int special_fail(struct fs_handle *h, int err, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);	/* long messages are cut */
+	va_end(ap);
+	strbuf_reset(&h->reply);
+	h->reply_pos = 0;
+	strbuf_addstr(&h->reply, msg);
+	return -err;
+}
+
+static int all_space(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+			return 0;
+	return 1;
+}
+
+/* Records a refusal: the message for reads, an events line, -err. */
+static int refuse(struct fs_ctx *ctx, struct fs_handle *h, int err)
+{
+	if (h->reply.len && h->reply.buf[h->reply.len - 1] == '\n')
+		h->reply.buf[--h->reply.len] = '\0';
+	fs_refuse(ctx, "write", h->node, NULL, err, "%s",
+		  strbuf_str(&h->reply));
+	strbuf_addch(&h->reply, '\n');
+	h->act_err = err;
+	return -err;
+}
+
+static int act(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	const struct fs_kind *k = h->node->id.kind;
+	int rc;
+
+	h->acted = 1;
+	strbuf_reset(&h->reply);
+	h->reply_pos = 0;
+	rc = k->act(ctx, h, h->buf.buf, h->buf.len);
+	if (rc < 0)
+		return refuse(ctx, h, -rc);
+	if (!h->reply.len || h->reply.buf[h->reply.len - 1] != '\n')
+		strbuf_addch(&h->reply, '\n');
+	return 0;
+}
+
+/*
+ * 1 when the gathered bytes are one whole JSON document, 0 when more may
+ * come, -EINVAL (message in reply) when they can never become one.
+ */
+static int json_complete(struct fs_handle *h)
+{
+	json_error_t err;
+	json_t *doc;
+
+	if (all_space(h->buf.buf, h->buf.len))
+		return 0;
+	doc = json_loadb(h->buf.buf, h->buf.len, 0, &err);
+	if (doc) {
+		json_decref(doc);
+		return 1;
+	}
+	if (json_error_code(&err) == json_error_premature_end_of_input)
+		return 0;
+	return special_fail(h, EINVAL, "invalid JSON at line %d, column %d: %s",
+			    err.line, err.column, err.text);
+}
+
+int special_write(struct fs_ctx *ctx, struct fs_handle *h, const char *buf,
+		  size_t len, off_t off)
+{
+	const struct fs_kind *k = h->node->id.kind;
+	int rc;
+
+	(void)off;	/* a request is its bytes in order, wherever written */
+	if (h->acted) {
+		if (all_space(buf, len))
+			return (int)len;
+		special_fail(h, EINVAL, "one request per open: open the file "
+			     "again for another request");
+		return refuse(ctx, h, EINVAL);
+	}
+	h->wrote = 1;
+	if (h->buf.len + len > SPECIAL_REQUEST_MAX) {
+		h->acted = 1;
+		special_fail(h, EFBIG, "request larger than %d bytes",
+			     SPECIAL_REQUEST_MAX);
+		return refuse(ctx, h, EFBIG);
+	}
+	if (strbuf_add(&h->buf, buf, len) < 0)
+		return -ENOMEM;
+	if (k->request_json) {
+		rc = json_complete(h);
+		if (rc < 0) {
+			h->acted = 1;
+			return refuse(ctx, h, -rc);
+		}
+		if (rc == 0)
+			return (int)len;	/* more of the document to come */
+	}
+	rc = act(ctx, h);
+	return rc < 0 ? rc : (int)len;
+}
+
+int special_flush(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	if (h->acted || !h->wrote || all_space(h->buf.buf, h->buf.len))
+		return 0;
+	h->acted = 1;
+	special_fail(h, EINVAL, "incomplete request: the JSON document "
+		     "ended early");
+	return refuse(ctx, h, EINVAL);
+}
+
+int special_render(struct fs_ctx *ctx, struct fs_node *node, struct content *c)
+{
+	(void)node;
+	c->mtime_ms = ctx->mount_ms;
+	return 0;	/* reads go to the handle's reply, stat shows 0 bytes */
+}
+
+int special_truncate(struct fs_ctx *ctx, struct fs_node *node, off_t size)
+{
+	(void)ctx;
+	(void)node;
+	(void)size;
+	return 0;	/* "> file" truncates before writing: nothing to do */
+}
+
+/*
+ * The reply is read like a pipe, from where the last read stopped: the
+ * descriptor's offset already sits past the request just written
+ * ("exec 3<>submit; printf ... >&3; read id <&3").
+ */
+void special_reply_read(fuse_req_t req, struct fs_handle *h, size_t size,
+			off_t off)
+{
+	size_t len = h->reply.len;
+	size_t pos = h->reply_pos;
+
+	(void)off;
+	if (pos >= len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > len - pos)
+		size = len - pos;
+	h->reply_pos += size;
+	fuse_reply_buf(req, h->reply.buf + pos, size);
+}

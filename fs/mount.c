@@ -40,6 +40,10 @@ static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 		goto out_close;
 	if (itable_init(&ctx->itable, &kind_root) < 0)
 		goto out_close;
+	if (snapshots_ctx_init(ctx) < 0) {
+		itable_release(&ctx->itable);
+		goto out_close;
+	}
 	return 0;
 
 out_close:
@@ -54,6 +58,7 @@ static void ctx_release(struct fs_ctx *ctx)
 {
 	pthread_cond_destroy(&ctx->carry_done);
 	pthread_mutex_destroy(&ctx->carry_lock);
+	snapshots_ctx_release(ctx);
 	itable_release(&ctx->itable);
 	version_map_free(ctx->versions);
 	free(ctx->cache_dir);

@@ -132,6 +132,7 @@ static const struct fs_entry root_entries[] = {
 	{ "workspace.json", &kind_workspace_json, "name, id, created, schema version, limits" },
 	{ "events", &kind_events, "recent events and every refused request, one line each, newest last" },
 	{ "experiments", &kind_experiments, "one directory per experiment" },
+	{ "snapshots", &kind_snapshots, "one directory per snapshot of a run's source (read-only)" },
 	{ NULL, NULL, NULL },
 };
 

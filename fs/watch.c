@@ -37,6 +37,8 @@ static void *watch_loop(void *arg)
 		if (rc != STORE_OK)
 			fprintf(stderr, "mlfs: cannot read changes: %s\n",
 				store_strerror(rc));
+		/* Snapshots are files, not rows: they have no change feed. */
+		snapshots_watch(ctx);
 		/* Other processes read the database: keep it current. */
 		store_journal_drain(ctx->st);
 		if (time_now_ms() - last_prune > PRUNE_EVERY_MS) {

@@ -148,6 +148,7 @@ test_case root_ls_l_lists_the_special_files
 expect_eq "README
 events
 experiments
+snapshots
 workspace.json" "$(ls "$MNT")" "ls of the mount root"
 ls -l "$MNT" >"$TMP/root.ls"
 grep -qE '^-r--r--r-- .* README$' "$TMP/root.ls" || fail "README is not -r--r--r-- in ls -l: $(cat "$TMP/root.ls")"

@@ -45,6 +45,7 @@ enum dep_kind {
 	DEP_METRIC,		/* one metric's points */
 	DEP_EVENTS,		/* the event log */
 	DEP_COMPUTES,		/* compute targets and their queues */
+	DEP_SNAPSHOTS,		/* the list of snapshots (bumped by watch.c) */
 };
 
 uint64_t version_get(struct fs_ctx *ctx, enum dep_kind kind, int64_t id);
@@ -165,8 +166,33 @@ struct fs_kind {
 	int (*truncate)(struct fs_ctx *ctx, struct fs_node *node, off_t size);
 	/* Setting times (touch): make the object if it does not exist. */
 	int (*touch)(struct fs_ctx *ctx, struct fs_node *node);
+	/*
+	 * Backing files: kinds whose bytes are a file on disk (a snapshot's
+	 * zip, a run's log). backing_open() opens it read-only and gives
+	 * its descriptor in *fd (the caller closes it), or returns -errno.
+	 * Then open keeps that descriptor in the handle (h->backing_fd),
+	 * read replies straight from it (splice, no copy through us),
+	 * getattr reports its fstat size and mtime unless the kind has
+	 * stat(), and render is never called. The kernel keeps its cached
+	 * pages across opens for DEP_NONE and append_only kinds; other
+	 * backing files are re-read at each open. Writes need write().
+	 */
+	int (*backing_open)(struct fs_ctx *ctx, struct fs_node *node, int *fd);
+	/*
+	 * Optional: size and mtime of a file without rendering it (e.g. from
+	 * an index), so that getattr and "ls -l" stay cheap. Fills only
+	 * st_size and st_mtim of @st; 0 or -errno.
+	 */
+	int (*stat)(struct fs_ctx *ctx, struct fs_node *node, struct stat *st);
 	/* Kinds whose content only ever grows: keep the kernel's pages. */
 	int append_only;
+	/*
+	 * Read-only parts of the tree (snapshots, later model versions and
+	 * finished runs' outputs): every change to the node, or to the
+	 * entries of a directory of this kind, fails with EROFS (DESIGN:
+	 * "immutable stays immutable"). Checked in ops.c for every kind.
+	 */
+	int erofs;
 	/*
 	 * Files whose every change is a write through this very file: the
 	 * kernel drops their attributes itself after each write, so they can
@@ -230,6 +256,7 @@ struct fs_handle {
 	int act_err;		/* its errno, 0 on success */
 	struct strbuf reply;	/* what a read returns: result or message */
 	size_t reply_pos;	/* how much of it was read */
+	int backing_fd;		/* kinds with backing_open: the file; else -1 */
 };
 
 /* ---- the mount ------------------------------------------------------- */
@@ -245,6 +272,7 @@ struct inode_table {
 };
 
 struct version_map;
+struct snap_trees;
 
 struct fs_ctx {
 	struct store *st;
@@ -265,6 +293,7 @@ struct fs_ctx {
 	struct snapshot_limits snap_limits;
 	uid_t uid;
 	gid_t gid;
+	struct snap_trees *snap_trees;	/* snapshots.c: open snapshot trees */
 };
 
 /* inode.c */
@@ -354,6 +383,12 @@ int fs_refuse(struct fs_ctx *ctx, const char *op, struct fs_node *node,
 int watcher_start(struct fs_ctx *ctx);
 void watcher_stop(struct fs_ctx *ctx);
 
+/* snapshots.c */
+int snapshots_ctx_init(struct fs_ctx *ctx);
+void snapshots_ctx_release(struct fs_ctx *ctx);
+/* Called by the watcher: bumps DEP_SNAPSHOTS when snapshots/ changed. */
+void snapshots_watch(struct fs_ctx *ctx);
+
 /* The kinds, defined by the file that serves each area. */
 extern const struct fs_kind kind_root;
 extern const struct fs_kind kind_experiments;
@@ -370,6 +405,7 @@ extern const struct fs_kind kind_run_config;
 extern const struct fs_kind kind_run_snapshot_link;
 extern const struct fs_kind kind_run_parent_link;
 extern const struct fs_kind kind_run_children;
+extern const struct fs_kind kind_snapshots;
 
 /* Directory times: when their entries last changed. */
 int experiments_dir_render(struct fs_ctx *ctx, struct fs_node *node,

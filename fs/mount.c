@@ -82,6 +82,8 @@ static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 		? opt->snapshot_max_bytes : SNAPSHOT_MAX_BYTES_DEFAULT;
 	ctx->snap_limits.max_files = opt->snapshot_max_files
 		? opt->snapshot_max_files : SNAPSHOT_MAX_FILES_DEFAULT;
+	if (snapshots_ctx_init(ctx) < 0)
+		goto out_itable;
 	if (compute_init(ctx, opt) < 0)
 		goto out_itable;
 	return 0;
@@ -101,6 +103,7 @@ static void ctx_release(struct fs_ctx *ctx)
 	compute_local_free(ctx->compute);
 	pthread_cond_destroy(&ctx->carry_done);
 	pthread_mutex_destroy(&ctx->carry_lock);
+	snapshots_ctx_release(ctx);
 	itable_release(&ctx->itable);
 	version_map_free(ctx->versions);
 	free(ctx->cache_dir);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "fs_internal.h"
 
@@ -108,6 +109,14 @@ static void reply_entry(fuse_req_t req, struct fs_ctx *ctx, struct fs_node *n)
 	fuse_reply_entry(req, &e);
 }
 
+/* EROFS for a change to @node (or its entry @name) in a read-only part. */
+static int refuse_erofs(struct fs_ctx *ctx, const char *op,
+			struct fs_node *node, const char *name)
+{
+	return fs_refuse(ctx, op, node, name, EROFS,
+			 "this part of the workspace is immutable");
+}
+
 static struct fs_node *dir_get(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs_node *dir = node_get(ctx_of(req), ino);
@@ -195,6 +204,10 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	dir = dir_get(req, parent);
 	if (!dir)
 		return;
+	if (dir->id.kind->erofs) {
+		rc = refuse_erofs(ctx, "mkdir", dir, name);
+		goto out_reply_err;
+	}
 	if (resolve_child(ctx, dir, name, &id) == 0) {
 		rc = fs_refuse(ctx, "mkdir", dir, name, EEXIST,
 			       "'%s' already exists", name);
@@ -239,7 +252,9 @@ static void remove_child(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc < 0)
 		goto out_reply;
 	remove = is_dir ? dir->id.kind->rmdir : dir->id.kind->unlink;
-	if (is_dir != !!S_ISDIR(id.kind->mode))
+	if (dir->id.kind->erofs)
+		rc = refuse_erofs(ctx, is_dir ? "rmdir" : "unlink", dir, name);
+	else if (is_dir != !!S_ISDIR(id.kind->mode))
 		rc = fs_refuse(ctx, is_dir ? "rmdir" : "unlink", dir, name,
 			       is_dir ? ENOTDIR : EISDIR, "'%s' is %s", name,
 			       is_dir ? "not a directory" : "a directory");
@@ -275,9 +290,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	(void)newparent;
 	(void)flags;
-	fuse_reply_err(req, -fs_refuse(ctx, "rename", dir, name, EPERM,
-				       "names are ids and cannot change "
-				       "(to '%s')", newname));
+	if (dir && dir->id.kind->erofs)
+		fuse_reply_err(req, -refuse_erofs(ctx, "rename", dir, name));
+	else
+		fuse_reply_err(req, -fs_refuse(ctx, "rename", dir, name, EPERM,
+					       "names are ids and cannot "
+					       "change (to '%s')", newname));
 	node_put(ctx, dir);
 }
 
@@ -288,8 +306,11 @@ static void refuse_make(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_ctx *ctx = ctx_of(req);
 	struct fs_node *dir = node_get(ctx, parent);
 
-	fuse_reply_err(req, -fs_refuse(ctx, op, dir, name, EPERM,
-				       "%s cannot be made here", what));
+	if (dir && dir->id.kind->erofs)
+		fuse_reply_err(req, -refuse_erofs(ctx, op, dir, name));
+	else
+		fuse_reply_err(req, -fs_refuse(ctx, op, dir, name, EPERM,
+					       "%s cannot be made here", what));
 	node_put(ctx, dir);
 }
 
@@ -354,7 +375,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	}
 	k = n->id.kind;
-	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+	if (k->erofs)
+		rc = refuse_erofs(ctx, (to_set & FUSE_SET_ATTR_SIZE) ? "truncate"
+				  : "setattr", n, NULL);
+	else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+			   FUSE_SET_ATTR_GID))
 		rc = fs_refuse(ctx, "setattr", n, NULL, EPERM,
 			       "mode and owner are fixed: they tell what the "
 			       "file does");
@@ -411,6 +436,7 @@ static struct fs_handle *handle_new(struct fs_node *n, int flags)
 		return NULL;
 	h->node = n;
 	h->flags = flags;
+	h->backing_fd = -1;
 	strbuf_init(&h->buf, SIZE_MAX);
 	strbuf_init(&h->reply, SIZE_MAX);
 	return h;
@@ -418,6 +444,8 @@ static struct fs_handle *handle_new(struct fs_node *n, int flags)
 
 static void handle_free(struct fs_ctx *ctx, struct fs_handle *h)
 {
+	if (h->backing_fd >= 0)
+		close(h->backing_fd);
 	strbuf_release(&h->buf);
 	strbuf_release(&h->reply);
 	dirlist_release(&h->dl);
@@ -458,11 +486,14 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 	const struct fs_kind *k = n->id.kind;
 	int writable = (fi->flags & O_ACCMODE) != O_RDONLY;
 	struct fs_handle *h;
+	int backing_fd = -1;
 	int rc;
 
 	if (S_ISDIR(k->mode))
 		return fs_refuse(ctx, "open", n, NULL, EISDIR,
 				 "a directory cannot be opened as a file");
+	if (writable && k->erofs)
+		return refuse_erofs(ctx, "open", n, NULL);
 	if (writable && !k->write)
 		return fs_refuse(ctx, "open", n, NULL, EACCES,
 				 "the file is read-only");
@@ -471,14 +502,23 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 		if (rc < 0)
 			return rc;
 	}
-	if ((fi->flags & O_ACCMODE) != O_WRONLY && !k->act) {
+	if (k->backing_open) {
+		rc = k->backing_open(ctx, n, &backing_fd);
+		if (rc < 0)
+			return rc;
+		fi->keep_cache = k->dep == DEP_NONE || k->append_only;
+	} else if ((fi->flags & O_ACCMODE) != O_WRONLY && !k->act) {
 		rc = open_decide_cache(ctx, n, fi);
 		if (rc < 0)
 			return rc;
 	}
 	h = handle_new(n, fi->flags);
-	if (!h)
+	if (!h) {
+		if (backing_fd >= 0)
+			close(backing_fd);
 		return -ENOMEM;
+	}
+	h->backing_fd = backing_fd;
 	h->created = created;
 	h->truncated = writable && (fi->flags & O_TRUNC);
 	/* Writers bypass the page cache: we store what they mean, not bytes. */
@@ -523,6 +563,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	dir = dir_get(req, parent);
 	if (!dir)
 		return;
+	if (dir->id.kind->erofs) {
+		rc = refuse_erofs(ctx, "create", dir, name);
+		goto out_reply_err;
+	}
 	rc = resolve_child(ctx, dir, name, &id);
 	if (rc == 0 && (fi->flags & O_EXCL)) {
 		rc = fs_refuse(ctx, "create", dir, name, EEXIST,
@@ -589,6 +633,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	if (n->id.kind->act) {
 		special_reply_read(req, h, size, off);
+		return;
+	}
+	if (h->backing_fd >= 0) {
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = h->backing_fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
 	pthread_mutex_lock(&n->lock);

@@ -133,6 +133,7 @@ static const struct fs_entry root_entries[] = {
 	{ "events", &kind_events, "recent events and every refused request, one line each, newest last" },
 	{ "experiments", &kind_experiments, "one directory per experiment" },
 	{ "computes", &kind_computes, "compute targets: NAME/compute.json and NAME/queue; local always exists" },
+	{ "snapshots", &kind_snapshots, "one directory per snapshot of a run's source (read-only)" },
 	{ NULL, NULL, NULL },
 };
 

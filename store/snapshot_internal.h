@@ -47,6 +47,13 @@ int mkdir_parents(const char *path);
 int write_file_atomic(const char *dir, const char *final, const void *buf,
 		      size_t len);
 
+/* fsync the directory @dir; 0 or -errno. */
+int fsync_dir(const char *dir);
+
+/* Writes ID.json for @info (temporary file + rename) into @snap_dir. */
+int json_write(const char *snap_dir, const char *final,
+	       const struct snapshot_info *info, const char *source);
+
 /* ---- statcache.c ------------------------------------------------------------ */
 
 /*

@@ -167,7 +167,8 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 	[SQL_RUN_LIST_ACTIVE] =
 		"SELECT id, name, status, updated_ms, supervisor_pid, "
 		"supervisor_start, boot_id, process_pid, process_start "
-		"FROM run WHERE status BETWEEN 2 AND 5 ORDER BY id",
+		"FROM run WHERE status BETWEEN 2 AND 5 AND interactive = 0 "
+		"ORDER BY id",
 	[SQL_RUN_CHILDREN] =
 		"SELECT id, name, number, created_ms, updated_ms FROM run "
 		"WHERE parent_id = ?1 ORDER BY id",

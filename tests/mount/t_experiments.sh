@@ -8,11 +8,13 @@ E=$MNT/experiments
 test_case experiments_dir_starts_empty
 expect_eq "" "$(ls -A "$E")" "a new workspace lists no experiments"
 
-test_case mkdir_creates_experiment_with_runs_and_runs_csv
+test_case mkdir_creates_experiment_with_runs_runs_csv_and_submit
 expect_true "mkdir experiments/alpha" mkdir "$E/alpha"
 [ -d "$E/alpha" ] || fail "experiments/alpha is not a directory"
 expect_eq "runs
-runs.csv" "$(ls "$E/alpha")" "an experiment holds runs/ and runs.csv"
+runs.csv
+submit" "$(ls "$E/alpha")" "an experiment holds runs/, runs.csv and submit"
+ls -l "$E/alpha/submit" | grep -q '^-rw-rw-rw- ' || fail "submit is not a 0666 special file"
 [ -d "$E/alpha/runs" ] || fail "runs/ is not a directory"
 expect_eq "" "$(ls -A "$E/alpha/runs")" "a new experiment has no runs"
 

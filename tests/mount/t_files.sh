@@ -146,8 +146,10 @@ test_case reader_holding_file_open_sees_new_size
 
 test_case root_ls_l_lists_the_special_files
 expect_eq "README
+computes
 events
 experiments
+snapshots
 workspace.json" "$(ls "$MNT")" "ls of the mount root"
 ls -l "$MNT" >"$TMP/root.ls"
 grep -qE '^-r--r--r-- .* README$' "$TMP/root.ls" || fail "README is not -r--r--r-- in ls -l: $(cat "$TMP/root.ls")"

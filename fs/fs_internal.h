@@ -184,6 +184,11 @@ struct fs_kind {
 	 * st_size and st_mtim of @st; 0 or -errno.
 	 */
 	int (*stat)(struct fs_ctx *ctx, struct fs_node *node, struct stat *st);
+	/*
+	 * Directories whose entries change outside the store (a run's
+	 * outputs/): the kernel never caches their listing.
+	 */
+	int listing_live;
 	/* Kinds whose content only ever grows: keep the kernel's pages. */
 	int append_only;
 	/*
@@ -405,6 +410,7 @@ extern const struct fs_kind kind_run_config;
 extern const struct fs_kind kind_run_snapshot_link;
 extern const struct fs_kind kind_run_parent_link;
 extern const struct fs_kind kind_run_children;
+extern const struct fs_kind kind_run_area;
 extern const struct fs_kind kind_snapshots;
 
 /* Directory times: when their entries last changed. */

@@ -720,9 +720,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* The kernel may keep our listing while the directory is unchanged. */
 	ver = version_get(ctx, n->id.kind->dep, node_dep_id(n));
-	fi->cache_readdir = 1;
+	fi->cache_readdir = !n->id.kind->listing_live;
 	pthread_mutex_lock(&n->lock);
-	fi->keep_cache = n->list_cached && n->list_ver == ver;
+	fi->keep_cache = n->list_cached && n->list_ver == ver &&
+			 fi->cache_readdir;
 	n->list_cached = 1;
 	n->list_ver = ver;
 	pthread_mutex_unlock(&n->lock);

@@ -519,6 +519,8 @@ static const struct fs_entry run_entries[] = {
 	{ "snapshot", &kind_run_snapshot_link, "submitted runs: -> ../../../../snapshots/SNAP, the source it ran" },
 	{ "parent", &kind_run_parent_link, "child runs: -> ../PARENT_ID" },
 	{ "children", &kind_run_children, "child runs: CHILD_ID -> ../../CHILD_ID" },
+	{ "outputs", &kind_run_area, "what the run wrote to ./outputs (read-only)" },
+	{ "logs", &kind_run_area, "user_logs/std_log.txt (stdout+stderr, live), system_logs/mlfs.log, and what the run wrote to ./logs" },
 	{ NULL, NULL, NULL },
 };
 

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "mlfs/compute.h"
 #include "mlfs/fs.h"
 #include "mlfs/parse.h"
 #include "mlfs/store.h"
@@ -165,9 +164,6 @@ int main(int argc, char **argv)
 		return cmd_mount(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "submit") == 0)
 		return cmd_submit(argc, argv);
-	/* Not in the usage: the mount starts it (see compute.h). */
-	if (argc >= 4 && argc <= 5 && strcmp(argv[1], "supervise") == 0)
-		return supervise_main(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
 	if (argc >= 2)
 		fprintf(stderr, "mlfs: unknown command '%s'\n", argv[1]);
 	fputs(usage, stderr);

@@ -75,7 +75,7 @@ void compute_local_reap(struct compute_local *cl)
 static int spawn_one(struct compute_local *cl, char *err, size_t errlen)
 {
 	char *argv[] = {
-		(char *)"mlfs", (char *)"supervise", cl->workspace,
+		(char *)"mlfs-supervise", cl->workspace,
 		(char *)COMPUTE_LOCAL, cl->mountpoint, NULL,
 	};
 	posix_spawnattr_t attr;

@@ -1,5 +1,5 @@
 /*
- * supervisor.c - "mlfs supervise": carries claimed runs from Preparing to
+ * supervisor.c - mlfs-supervise: carries claimed runs from Preparing to
  * their end. The same management code will run on every compute target.
  *
  * For one run (supervise_run):
@@ -704,12 +704,12 @@ int supervise_main(const char *workspace, const char *compute,
 	become_daemon(workspace);
 	rc = store_open(workspace, 0, &sv.st, err, sizeof(err));
 	if (rc != STORE_OK) {
-		fprintf(stderr, "mlfs supervise: cannot open workspace '%s': %s\n",
+		fprintf(stderr, "mlfs-supervise: cannot open workspace '%s': %s\n",
 			workspace, err[0] ? err : store_strerror(rc));
 		return 1;
 	}
 	if (proc_id_of(getpid(), &sv.self, sv.boot) < 0) {
-		fprintf(stderr, "mlfs supervise: cannot read /proc/self/stat\n");
+		fprintf(stderr, "mlfs-supervise: cannot read /proc/self/stat\n");
 		store_close(sv.st);
 		return 1;
 	}
@@ -717,7 +717,7 @@ int supervise_main(const char *workspace, const char *compute,
 				     &run_id)) == STORE_OK)
 		supervise_run(&sv, run_id);
 	if (rc != STORE_NOT_FOUND)
-		fprintf(stderr, "mlfs supervise: cannot claim a run: %s\n",
+		fprintf(stderr, "mlfs-supervise: cannot claim a run: %s\n",
 			store_strerror(rc));
 	store_close(sv.st);
 	return rc == STORE_NOT_FOUND ? 0 : 1;

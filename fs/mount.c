@@ -17,17 +17,23 @@
 extern const struct fuse_lowlevel_ops mlfs_ops;
 
 /*
- * Supervisors are this very binary ("mlfs supervise"), found through
- * /proc/self/exe so a test's build runs its own supervisors.
+ * Supervisors are mlfs-supervise from the directory of this very binary
+ * (found through /proc/self/exe), so a test's build runs its own.
  */
 static int compute_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 {
+	static const char name[] = "/mlfs-supervise";
 	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - sizeof(name));
+	char *slash;
 
 	if (n < 0)
 		return -1;
 	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return -1;
+	memcpy(slash, name, sizeof(name));
 	ctx->compute = compute_local_new(exe, store_dir(ctx->st),
 					 opt->mountpoint);
 	return ctx->compute ? 0 : -1;

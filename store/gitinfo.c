@@ -9,6 +9,7 @@
  * the caller's.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,21 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* libgit2's reason for the last failure, never NULL. */
+static pthread_once_t libgit2_once = PTHREAD_ONCE_INIT;
+static int libgit2_rc;
+
+static void libgit2_init_once(void)
+{
+	libgit2_rc = git_libgit2_init();
+}
+
+/* libgit2, set up once per process (see gitinfo.h, Threads). */
+static int libgit2_ready(void)
+{
+	pthread_once(&libgit2_once, libgit2_init_once);
+	return libgit2_rc < 0 ? -1 : 0;
+}
+
 static const char *git_reason(void)
 {
 	const git_error *e = git_error_last();
@@ -251,14 +267,13 @@ int gitinfo_read(const char *dir, struct gitinfo *out, char *err,
 			dir, strerror(errno));
 		return STORE_IO;
 	}
-	if (git_libgit2_init() < 0) {
+	if (libgit2_ready() < 0) {
 		set_err(err, errlen, "cannot initialize libgit2: %s",
 			git_reason());
 		rc = STORE_IO;
 		goto out_free_dir;
 	}
 	rc = read_all(dir, real_dir, &g, err, errlen);
-	git_libgit2_shutdown();
 	if (rc == STORE_NOMEM)
 		set_err(err, errlen, "out of memory reading git repository at '%s'",
 			dir);

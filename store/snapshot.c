@@ -71,6 +71,7 @@ struct walk {
 	const struct snapshot_limits *lim;
 	int over;			/* a limit is exceeded: count only */
 	struct statcache old;
+	uint64_t hashed;		/* files read to hash (not cached) */
 	char *err;
 	size_t errlen;
 };
@@ -140,6 +141,7 @@ static int hash_file(struct walk *w, int dir_fd, const char *name,
 	if (fd < 0)
 		return cannot(w, "read", rel, errno);
 	__atomic_add_fetch(&hash_reads, 1, __ATOMIC_RELAXED);
+	w->hashed++;
 	md = EVP_MD_CTX_new();
 	buf = malloc(READ_CHUNK);
 	if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
@@ -371,8 +373,17 @@ static int statcache_update(const char *workspace_dir, const char *root_real,
 			    const struct walk *w)
 {
 	struct statcache sc = STATCACHE_INIT;
+	size_t regular = 0;
 	int rc = 0;
 
+	for (size_t i = 0; i < w->n; i++)
+		regular += w->v[i].type == SNAPSHOT_FILE;
+	/*
+	 * Every file came from the cache and none went: it is current, and
+	 * a re-submit of an unchanged tree writes (and fsyncs) nothing.
+	 */
+	if (w->hashed == 0 && regular == w->old.n)
+		return 0;
 	for (size_t i = 0; i < w->n && rc == 0; i++)
 		if (w->v[i].type == SNAPSHOT_FILE)
 			rc = statcache_add(&sc, w->v[i].path, &w->v[i].st,

@@ -2,7 +2,7 @@
  * compute.h - compute targets: where submitted runs execute.
  *
  * The local target runs each run under its own supervisor: a process of
- * its own (the mlfs binary started as "mlfs supervise"), in its own
+ * its own (the mlfs-supervise binary), in its own
  * session, that outlives the mount. A supervisor claims the oldest Queued
  * run of its target while the target has a free slot (store_run_claim),
  * runs it to the end, then claims the next; it exits when nothing is left
@@ -82,7 +82,7 @@ int compute_fail_lost_runs(struct store *st, int *lost);
 /* ---- the supervisor ----------------------------------------------------- */
 
 /*
- * supervise_main - the body of "mlfs supervise WORKSPACE COMPUTE
+ * supervise_main - the body of "mlfs-supervise WORKSPACE COMPUTE
  * [MOUNTPOINT]": claim and run queued runs until none is left. Returns the
  * process exit status (0 when every claimed run was carried to its end,
  * whatever that end was).

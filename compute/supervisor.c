@@ -281,6 +281,32 @@ static int build_argv(json_t *config, char ***out)
 	return 0;
 }
 
+/*
+ * Is an mlfs mount still at @mnt? Read from /proc/self/mounts rather
+ * than by a stat through the mount, which would hang on a stopped daemon.
+ * Mount points with spaces are escaped there (\040): those just get no
+ * MLFS_RUN_DIR.
+ */
+static int mount_is_live(const char *mnt)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	char *line = NULL;
+	size_t cap = 0, len = strlen(mnt);
+	int live = 0;
+
+	if (!f)
+		return 0;
+	while (!live && getline(&line, &cap, f) > 0) {
+		const char *p = strchr(line, ' ');
+
+		live = p && strncmp(p + 1, mnt, len) == 0 &&
+		       strncmp(p + 1 + len, " fuse", 5) == 0;
+	}
+	free(line);
+	fclose(f);
+	return live;
+}
+
 static void set_run_environment(struct job *j)
 {
 	json_t *vars = json_object_get(
@@ -297,13 +323,10 @@ static void set_run_environment(struct job *j)
 	setenv("MLFS_OUTPUTS", path, 1);
 	setenv("MLFS_METRICS", j->metrics, 1);
 	unsetenv("MLFS_RUN_DIR");
-	if (j->sv->mountpoint) {
-		struct stat sb;
-
+	if (j->sv->mountpoint && mount_is_live(j->sv->mountpoint)) {
 		snprintf(path, sizeof(path), "%s/experiments/%s/runs/%s",
 			 j->sv->mountpoint, j->experiment, j->run.name);
-		if (stat(path, &sb) == 0)
-			setenv("MLFS_RUN_DIR", path, 1);
+		setenv("MLFS_RUN_DIR", path, 1);
 	}
 	json_object_foreach(vars, key, v)
 		if (json_is_string(v))

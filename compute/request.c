@@ -22,7 +22,7 @@ static int fail(char *err, size_t errlen, const char *field, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	snprintf(err, errlen, "field '%s': %s", field, why);
+	snprintf(err, errlen, "field '%.256s': %s", field, why);
 	return -EINVAL;
 }
 
@@ -194,11 +194,12 @@ static int want_name(json_t *v, const char *field, char *err, size_t errlen)
 static int check_duration(json_t *v, char *err, size_t errlen)
 {
 	const char *field = "max_run_duration_seconds";
+	double d = json_number_value(v);
 
-	if (!json_is_integer(v))
+	/* Numbers load as doubles (see run_request_parse): whole ones only. */
+	if (!json_is_number(v) || d != (double)(long long)d)
 		return fail(err, errlen, field, "must be an integer");
-	if (json_integer_value(v) <= 0 ||
-	    json_integer_value(v) > REQUEST_MAX_DURATION_S)
+	if (d <= 0 || d > (double)REQUEST_MAX_DURATION_S)
 		return fail(err, errlen, field,
 			    "must be between 1 and %lld seconds",
 			    (long long)REQUEST_MAX_DURATION_S);
@@ -256,8 +257,9 @@ static int normalize(json_t *doc, json_t **out, char *err, size_t errlen)
 {
 	static const char *const copied[] = {
 		"source_directory", "script", "command", "display_name",
-		"tags", "parent", "max_run_duration_seconds",
+		"tags", "parent",
 	};
+	json_t *duration = json_object_get(doc, "max_run_duration_seconds");
 	json_t *n = json_object();
 	json_t *env = NULL;
 	int rc;
@@ -270,6 +272,9 @@ static int normalize(json_t *doc, json_t **out, char *err, size_t errlen)
 		if (v)
 			json_object_set(n, copied[i], v);
 	}
+	if (duration)
+		json_object_set_new(n, "max_run_duration_seconds",
+				    json_integer((json_int_t)json_number_value(duration)));
 	json_object_set_new(n, "arguments", json_object_get(doc, "arguments")
 		? json_incref(json_object_get(doc, "arguments")) : json_array());
 	json_object_set_new(n, "compute_target",
@@ -295,7 +300,12 @@ int run_request_parse(const char *text, size_t len, json_t **out, char *err,
 	json_t *doc, *v;
 	int rc = 0;
 
-	doc = json_loadb(text, len, 0, &jerr);	/* "//" may repeat */
+	/*
+	 * "//" may repeat (DESIGN.md's own example does). Integers load as
+	 * doubles, so one too big for 64 bits is refused by its field's
+	 * check, with the field's name, not by the loader.
+	 */
+	doc = json_loadb(text, len, JSON_DECODE_INT_AS_REAL, &jerr);
 	if (!doc) {
 		snprintf(err, errlen, "invalid JSON at line %d, column %d: %s",
 			 jerr.line, jerr.column, jerr.text);
@@ -328,6 +338,7 @@ int run_request_source(json_t *req, const char *cwd, char *buf, size_t len)
 	if (!src)
 		return -EINVAL;
 	n = src[0] == '/' ? snprintf(buf, len, "%s", src)
-			  : snprintf(buf, len, "%s/%s", cwd, src);
+	    : strcmp(cwd, "/") == 0 ? snprintf(buf, len, "/%s", src)
+				    : snprintf(buf, len, "%s/%s", cwd, src);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

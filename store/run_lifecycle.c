@@ -192,8 +192,12 @@ static int check_submission_locked(struct conn *c, int64_t exp_id,
 	if (rc != STORE_OK || !sub->parent_id)
 		return rc;
 	rc = run_get_locked(c, sub->parent_id, &parent);
-	if (rc == STORE_OK)
-		store_run_release(&parent);
+	if (rc != STORE_OK)
+		return rc;
+	/* Child runs live in their parent's experiment (parent -> ../ID). */
+	if (parent.experiment_id != exp_id)
+		rc = STORE_INVALID;
+	store_run_release(&parent);
 	return rc;
 }
 
@@ -462,7 +466,8 @@ static int finish_step(struct conn *c, struct store_run *run, const void *arg,
 {
 	const struct finish_arg *f = arg;
 
-	if (run_status_is_terminal(run->status))
+	/* Only a claimed run ends this way (a Queued one through cancel). */
+	if (run->status < RUN_PREPARING || run->status > RUN_CANCEL_REQUESTED)
 		return STORE_DENIED;
 	return set_end_locked(c, run, f->status, f->has_exit_code,
 			      f->exit_code, f->error, now);

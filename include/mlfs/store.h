@@ -232,8 +232,8 @@ struct run_submission {
 /*
  * store_run_submit - make a Queued run in experiment @exp_id. All or
  * nothing. STORE_NOT_FOUND for a missing experiment, parent or compute
- * target; STORE_INVALID for a bad name, tag or property; STORE_EXISTS for
- * a taken name.
+ * target; STORE_INVALID for a bad name, tag or property, or a parent in
+ * another experiment; STORE_EXISTS for a taken name.
  */
 int store_run_submit(struct store *st, int64_t exp_id,
 		     const struct run_submission *sub, struct store_run *out);
@@ -270,9 +270,10 @@ int store_run_started(struct store *st, int64_t run_id,
 /* Running or CancelRequested -> Finalizing (the process has ended). */
 int store_run_finalizing(struct store *st, int64_t run_id);
 /*
- * store_run_finish - an active run ends with terminal @status, its exit
- * code (when @has_exit_code) and @error (NULL for none). STORE_DENIED if
- * the run had already ended.
+ * store_run_finish - an active run (Preparing .. CancelRequested) ends
+ * with terminal @status, its exit code (when @has_exit_code) and @error
+ * (NULL for none). STORE_DENIED for a run that is not active: one that
+ * ended already, or a Queued one (those end through store_run_cancel).
  */
 int store_run_finish(struct store *st, int64_t run_id, enum run_status status,
 		     int has_exit_code, int exit_code, const char *error);

@@ -234,7 +234,7 @@ static const struct fs_kind kind_runs_csv = {
 };
 
 static const struct fs_entry experiment_entries[] = {
-	{ "submit", &kind_submit, "special: write a run request (JSON); read the run id back on the same descriptor" },
+	{ "submit", &kind_submit, "write a run request (JSON); read the run id back on the same descriptor" },
 	{ "runs.csv", &kind_runs_csv, "one row per run, newest first: fixed columns, tag.KEY, metric.NAME (last value)" },
 	{ "runs", &kind_runs, "the experiment's runs" },
 	{ NULL, NULL, NULL },

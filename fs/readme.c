@@ -21,10 +21,16 @@ static const char intro[] =
 	"  echo baseline > experiments/demo/runs/try1/tags/note\n"
 	"  echo Completed > experiments/demo/runs/try1/status\n"
 	"  cat experiments/demo/runs.csv experiments/demo/runs/try1/run.json\n"
+	"  printf '{\"source_directory\": \"/src\", \"script\": \"train.py\"}' \\\n"
+	"    > experiments/demo/submit    # a run of /src/train.py; or: mlfs submit\n"
 	"\n";
 
-static const char *mode_word(mode_t mode)
+static const char *kind_word(const struct fs_kind *k)
 {
+	mode_t mode = k->mode;
+
+	if (k->act)
+		return "special";
 	if (S_ISDIR(mode))
 		return "dir";
 	if (S_ISLNK(mode))
@@ -48,7 +54,7 @@ static void readme_line(struct strbuf *sb, const char *path,
 		strbuf_addch(sb, '/');
 		pad = pad > 1 ? pad - 1 : 1;
 	}
-	strbuf_addf(sb, "%*s%-11s%s\n", (int)pad, "", mode_word(k->mode),
+	strbuf_addf(sb, "%*s%-11s%s\n", (int)pad, "", kind_word(k),
 		    help ? help : "");
 }
 

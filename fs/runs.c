@@ -515,7 +515,7 @@ static const struct fs_entry run_entries[] = {
 	{ "metrics", &kind_run_metrics, "one file per metric" },
 	{ "metrics.json", &kind_metrics_json, "per metric: last, min, max, count" },
 	{ "config.json", &kind_run_config, "submitted runs: the normalized request the run was made from" },
-	{ "cancel", &kind_run_cancel, "special: any write cancels a Queued or running run; read back the status" },
+	{ "cancel", &kind_run_cancel, "any write cancels a Queued or running run; read back the status" },
 	{ "snapshot", &kind_run_snapshot_link, "submitted runs: -> ../../../../snapshots/SNAP, the source it ran" },
 	{ "parent", &kind_run_parent_link, "child runs: -> ../PARENT_ID" },
 	{ "children", &kind_run_children, "child runs: CHILD_ID -> ../../CHILD_ID" },

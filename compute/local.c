@@ -154,11 +154,12 @@ static int collect_lost(void *ctx, const struct store_active_run *r)
 	return 0;
 }
 
-int compute_fail_lost_runs(struct store *st, int *lost)
+int compute_fail_lost_runs(struct store *st, compute_lost_fn failed,
+			   void *ctx, int *lost)
 {
 	struct lost_list l = { 0 };
 	int rc = store_run_list_active(st, collect_lost, &l);
-	int failed = 0;
+	int nfailed = 0;
 
 	for (size_t i = 0; rc == STORE_OK && i < l.n; i++) {
 		/* the command may outlive its supervisor: stop what is left */
@@ -166,14 +167,17 @@ int compute_fail_lost_runs(struct store *st, int *lost)
 			kill(-(pid_t)l.v[i].process.pid, SIGKILL);
 		rc = store_run_finish(st, l.v[i].id, RUN_FAILED, 0, 0,
 				      COMPUTE_LOST_ERROR);
-		if (rc == STORE_DENIED)
+		if (rc == STORE_DENIED) {
 			rc = STORE_OK;	/* it ended meanwhile after all */
-		else if (rc == STORE_OK)
-			failed++;
+		} else if (rc == STORE_OK) {
+			nfailed++;
+			if (failed)
+				failed(ctx, l.v[i].id);
+		}
 	}
 	free(l.v);
 	if (lost)
-		*lost = failed;
+		*lost = nfailed;
 	return rc;
 }
 
@@ -194,7 +198,7 @@ int compute_local_recover(struct compute_local *cl, struct store *st,
 {
 	char err[512];
 	int queued = 0;
-	int rc = compute_fail_lost_runs(st, lost);
+	int rc = compute_fail_lost_runs(st, NULL, NULL, lost);
 
 	if (rc == STORE_OK)
 		rc = store_compute_queue(st, COMPUTE_LOCAL, count_queued,

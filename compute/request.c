@@ -112,6 +112,9 @@ static int check_variables(json_t *vars, char *err, size_t errlen)
 		if (!env_name_is_valid(key))
 			return fail(err, errlen, field,
 				    "not a valid variable name");
+		if (strncmp(key, "MLFS_", 5) == 0)
+			return fail(err, errlen, field,
+				    "reserved: mlfs sets the MLFS_ variables");
 		if (!json_is_string(v))
 			return fail(err, errlen, field, "must be a string");
 	}

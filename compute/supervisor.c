@@ -43,6 +43,7 @@
 
 #include "mlfs/compute.h"
 #include "mlfs/ingest.h"
+#include "mlfs/parse.h"
 #include "mlfs/snapshot.h"
 #include "mlfs/strbuf.h"
 #include "mlfs/timefmt.h"
@@ -493,22 +494,80 @@ static void job_watch(struct job *j)
 	}
 }
 
-/* What the command left in its group, and orphans re-parented to us. */
+/*
+ * Our children: the command if not yet reaped, and every process of the
+ * run that lost its parent (we are a subreaper), wherever its group or
+ * session. From /proc/thread-self/children (the supervisor has one
+ * thread). Returns how many pids went into @out.
+ */
+static size_t list_children(pid_t *out, size_t max)
+{
+	char buf[4096];
+	const char *p = buf;
+	size_t n = 0;
+	ssize_t len;
+	int64_t pid;
+	int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return 0;
+	buf[len] = '\0';
+	while (*p && n < max) {
+		size_t w = strcspn(p, " \n");
+
+		if (w && parse_int64(p, w, &pid) == 0 && pid > 0)
+			out[n++] = (pid_t)pid;
+		p += w;
+		p += strspn(p, " \n");
+	}
+	return n;
+}
+
+static void signal_leftovers(struct job *j, int sig)
+{
+	pid_t kids[256];
+	size_t n = list_children(kids, 256);
+
+	kill(-j->pid, sig);
+	for (size_t i = 0; i < n; i++)
+		kill(kids[i], sig);
+}
+
+/*
+ * What the command left running: its group, and processes that left the
+ * group (setsid, double fork) and were re-parented to us. SIGTERM, then
+ * SIGKILL after LEFTOVER_GRACE_MS, until none is left.
+ */
+#define LEFTOVER_GRACE_MS 2000
+
 static void stop_leftovers(struct job *j)
 {
-	int64_t deadline = time_now_ms() + 2000;
+	int64_t start = time_now_ms();
+	int term_sent = 0, kill_sent = 0;
+	pid_t kids[1];
 
-	if (group_alive(j->pid)) {
-		job_log(j, "stopping processes the command left running");
-		kill(-j->pid, SIGTERM);
-		while (group_alive(j->pid) && time_now_ms() < deadline) {
-			wait_tick();
-			reap_children(j);
+	for (;;) {
+		reap_children(j);
+		if (!group_alive(j->pid) && list_children(kids, 1) == 0)
+			break;
+		if (!term_sent) {
+			job_log(j, "stopping processes the command left running");
+			signal_leftovers(j, SIGTERM);
+			term_sent = 1;
+		} else if (time_now_ms() - start >= LEFTOVER_GRACE_MS) {
+			if (kill_sent >= 50) {
+				job_log(j, "processes of the run would not die");
+				break;
+			}
+			signal_leftovers(j, SIGKILL);
+			kill_sent++;
 		}
-		kill(-j->pid, SIGKILL);
+		wait_tick();
 	}
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
 }
 
 /* ---- the end ------------------------------------------------------------ */

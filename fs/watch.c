@@ -68,16 +68,27 @@ static void wait_for_writes(int fd)
 	}
 }
 
+/* Our own change: the change feed will not tell us (see on_change). */
+static void run_lost(void *arg, int64_t run_id)
+{
+	struct fs_ctx *ctx = arg;
+	struct store_run r = { 0 };
+	struct store_change ch = { .kind = CHANGE_RUN, .run_id = run_id };
+
+	if (store_run_get(ctx->st, run_id, &r) == STORE_OK)
+		ch.experiment_id = r.experiment_id;
+	store_run_release(&r);
+	version_bump_change(ctx, &ch);
+	version_bump(ctx, DEP_EVENTS, 0);
+}
+
 static void check_supervisors(struct fs_ctx *ctx, int64_t *last_check)
 {
-	int lost = 0;
-
 	compute_local_reap(ctx->compute);
 	if (time_now_ms() - *last_check < LOST_CHECK_EVERY_MS)
 		return;
 	*last_check = time_now_ms();
-	if (compute_fail_lost_runs(ctx->st, &lost) == STORE_OK && lost > 0)
-		version_bump(ctx, DEP_EVENTS, 0);
+	compute_fail_lost_runs(ctx->st, run_lost, ctx, NULL);
 }
 
 static void *watch_loop(void *arg)

@@ -76,8 +76,13 @@ void compute_local_reap(struct compute_local *cl);
  */
 int compute_local_recover(struct compute_local *cl, struct store *st,
 			  int *lost);
-/* Only the first part of compute_local_recover: fail lost runs. */
-int compute_fail_lost_runs(struct store *st, int *lost);
+/*
+ * Only the first part of compute_local_recover: fail lost runs, calling
+ * @failed (may be NULL) with the id of each run it failed.
+ */
+typedef void (*compute_lost_fn)(void *ctx, int64_t run_id);
+int compute_fail_lost_runs(struct store *st, compute_lost_fn failed,
+			   void *ctx, int *lost);
 
 /* ---- the supervisor ----------------------------------------------------- */
 

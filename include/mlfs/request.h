@@ -11,7 +11,7 @@
  *                             strings run as given
  *   arguments                 array of strings
  *   compute_target            name, default "local"
- *   environment               {"variables": {NAME: string},
+ *   environment               {"variables": {NAME: string}, no MLFS_*,
  *                              "interpreter": string (default "python3")}
  *   display_name              string
  *   tags                      {KEY: string}

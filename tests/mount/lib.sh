@@ -407,3 +407,125 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
+
+# ---- submitted runs (t_submit*.sh) -----------------------------------------
+
+# mlfs_mount_with ARG...: mlfs_mount with more arguments for "mlfs mount"
+# (e.g. -o max_concurrent_runs=1).
+mlfs_mount_with()
+{
+	local tries=200
+	if [ ! -x "$MLFS" ]; then
+		harness_fail "mlfs binary '$MLFS' not found (set MLFS)"
+		exit 1
+	fi
+	say "# mount: $MLFS mount $WS $MNT -f $*"
+	"$MLFS" mount "$WS" "$MNT" -f "$@" 2>>"$LOG" &
+	MLFS_PID=$!
+	events_seen=0
+	while ! mountpoint -q "$MNT"; do
+		if ! pid_alive "$MLFS_PID"; then
+			wait "$MLFS_PID"
+			harness_fail "mlfs exited with status $? before mounting"
+			MLFS_PID=
+			exit 1
+		fi
+		tries=$((tries - 1))
+		if [ "$tries" -le 0 ]; then
+			harness_fail "not mounted after 20 s"
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+
+# submit_fd FILE CHUNK...: opens FILE O_RDWR, writes each CHUNK with one
+# write(2), then reads the reply on the same descriptor, like
+# "exec 3<>FILE; printf ... >&3; read -r x <&3". Prints the reply (a run
+# id); when a write fails, prints "ERRNAME: REPLY" and returns 1. Runs in
+# the caller's working directory (for a relative source_directory).
+submit_fd()
+{
+	"$PY" - "$@" <<-'EOF'
+	import errno, os, sys
+	fd = os.open(sys.argv[1], os.O_RDWR)
+	def reply():
+	    out = b""
+	    while True:
+	        b = os.read(fd, 65536)
+	        if not b:
+	            return out.decode(errors="replace").rstrip("\n")
+	        out += b
+	try:
+	    for chunk in sys.argv[2:]:
+	        data = chunk.encode()
+	        n = os.write(fd, data)
+	        if n != len(data):
+	            print("SHORT: wrote %d of %d" % (n, len(data)))
+	            sys.exit(1)
+	except OSError as e:
+	    print("%s: %s" % (errno.errorcode.get(e.errno, e.errno), reply()))
+	    sys.exit(1)
+	print(reply())
+	EOF
+}
+
+# run_json_get FILE EXPR: prints json.dumps(EXPR) with r = the JSON in FILE,
+# e.g. run_json_get "$R/run.json" 'r["git"]["dirty"]'.
+run_json_get()
+{
+	"$PY" -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print(json.dumps(eval(sys.argv[2])))' "$1" "$2"
+}
+
+# 0 when run directory $1 has a terminal status.
+run_is_over()
+{
+	case $(cat "$1/status" 2>/dev/null) in
+	Completed | Failed | Canceled) return 0 ;;
+	esac
+	return 1
+}
+
+# run_wait_end RUN_DIR [SECONDS]: waits (default 60 s: a guard, not a
+# measure) until the run ends; prints its status.
+run_wait_end()
+{
+	poll_ms "$((${2:-60} * 1000))" run_is_over "$1"
+	cat "$1/status" 2>/dev/null
+}
+
+# 0 when run directory $1 shows status $2.
+run_has_status() { [ "$(cat "$1/status" 2>/dev/null)" = "$2" ]; }
+
+# run_wait_status RUN_DIR STATUS [SECONDS]: waits until the run shows
+# STATUS; 0 if it did.
+run_wait_status()
+{
+	poll_ms "$((${3:-60} * 1000))" run_has_status "$1" "$2"
+}
+
+# Pids of the supervisors ("mlfs-supervise WS ...", formerly "mlfs supervise
+# WS ...") of this test's workspace.
+supervisor_pids()
+{
+	pgrep -f -- "^mlfs[- ]supervise $(realpath "$WS" 2>/dev/null || echo "$WS") " 2>/dev/null
+}
+
+# Ends what the run scripts of this test left running: every process
+# group whose leader's pid a script wrote into $TMP/pids/*, then this
+# workspace's supervisors, each by its id. For the EXIT trap.
+submit_reap_all()
+{
+	local f pid
+	for f in "$TMP"/pids/*; do
+		[ -f "$f" ] || continue
+		pid=$(cat "$f")
+		case $pid in '' | *[!0-9]*) continue ;; esac
+		pid_alive "$pid" && kill -KILL -- "-$pid" 2>/dev/null
+	done
+	for pid in $(supervisor_pids); do
+		kill -KILL "$pid" 2>/dev/null
+	done
+}

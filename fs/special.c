@@ -22,6 +22,7 @@
 #include "fs_internal.h"
 
 #define SPECIAL_REQUEST_MAX (1024 * 1024)
+#define SPECIAL_READ_MAX 4096	/* bytes of the reply per read() */
 
 int special_fail(struct fs_handle *h, int err, const char *fmt, ...)
 {
@@ -164,6 +165,7 @@ int special_truncate(struct fs_ctx *ctx, struct fs_node *node, off_t size)
 void special_reply_read(fuse_req_t req, struct fs_handle *h, size_t size,
 			off_t off)
 {
+	char copy[SPECIAL_READ_MAX];
 	size_t len = h->reply.len;
 	size_t pos = h->reply_pos;
 
@@ -174,6 +176,14 @@ void special_reply_read(fuse_req_t req, struct fs_handle *h, size_t size,
 	}
 	if (size > len - pos)
 		size = len - pos;
+	if (size > sizeof(copy))
+		size = sizeof(copy);
+	/*
+	 * Reply from a copy: once the reply is written, the reader may close
+	 * at once and its RELEASE free the handle on another thread while
+	 * this one still returns from fuse_reply_buf().
+	 */
+	memcpy(copy, h->reply.buf + pos, size);
 	h->reply_pos += size;
-	fuse_reply_buf(req, h->reply.buf + pos, size);
+	fuse_reply_buf(req, copy, size);
 }

@@ -714,7 +714,7 @@ static void supervise_run(struct supervisor *sv, int64_t run_id)
 {
 	struct strbuf why = STRBUF_INIT;
 	struct job j = { .sv = sv };
-	struct store_run cur;
+	struct store_run cur = { 0 };
 
 	if (store_run_get(sv->st, run_id, &j.run) != STORE_OK)
 		return;	/* vanished: nothing to carry */
@@ -722,8 +722,7 @@ static void supervise_run(struct supervisor *sv, int64_t run_id)
 		int canceled = store_run_get(sv->st, run_id, &cur) == STORE_OK &&
 			       cur.status == RUN_CANCEL_REQUESTED;
 
-		if (canceled)
-			store_run_release(&cur);
+		store_run_release(&cur);
 		job_end(&j, canceled ? RUN_CANCELED : RUN_FAILED, 0, 0,
 			canceled ? NULL : strbuf_str(&why));
 		goto out;

@@ -125,11 +125,17 @@ mlfs_mount()
 	done
 }
 
-# Fails the test if the daemon's stderr holds a sanitizer report.
+# Fails the test if the daemon's stderr, or that of a run supervisor
+# (WORKSPACE/supervisor.log), holds a sanitizer report.
+SANITIZER_RE='ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer'
 check_log()
 {
-	if grep -qE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' "$LOG"; then
+	if grep -qE "$SANITIZER_RE" "$LOG"; then
 		harness_fail "sanitizer report in the daemon's log"
+	fi
+	if [ -f "$WS/supervisor.log" ] && grep -qE "$SANITIZER_RE" "$WS/supervisor.log"; then
+		sed 's/^/# supervisor: /' "$WS/supervisor.log" | head -40
+		harness_fail "sanitizer report in a supervisor's log"
 	fi
 }
 

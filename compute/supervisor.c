@@ -456,6 +456,8 @@ static void ingest_now(struct job *j, int final)
 		   : ingest_poll(j->ingest, j->sv->st, j->run.id,
 				 skipped_metric_line, j, &logged);
 	j->points += logged;
+	if (logged)
+		store_notify(j->sv->st);
 	if (rc < 0)
 		job_log(j, "cannot log metrics: %s", strerror(-rc));
 }
@@ -612,6 +614,8 @@ static void job_end(struct job *j, enum run_status status, int has_code,
 	int rc = store_run_finish(j->sv->st, j->run.id, status, has_code, code,
 				  error);
 
+	store_notify(j->sv->st);
+
 	job_log(j, "run ended %s%s%s", run_status_name(status),
 		error ? ": " : "", error ? error : "");
 	if (rc != STORE_OK)
@@ -692,6 +696,7 @@ static int job_start(struct job *j, struct strbuf *why)
 		child.boot_id = NULL;
 	}
 	rc = store_run_started(j->sv->st, j->run.id, &child);
+	store_notify(j->sv->st);
 	if (rc == STORE_DENIED) {
 		/* canceled while preparing: stop it right away */
 		j->cancel_seen = 1;
@@ -716,6 +721,7 @@ static void supervise_run(struct supervisor *sv, int64_t run_id)
 	struct job j = { .sv = sv };
 	struct store_run cur = { 0 };
 
+	store_notify(sv->st);	/* claimed: Preparing */
 	if (store_run_get(sv->st, run_id, &j.run) != STORE_OK)
 		return;	/* vanished: nothing to carry */
 	if (job_prepare(&j, &why) < 0 || job_start(&j, &why) < 0) {
@@ -729,6 +735,7 @@ static void supervise_run(struct supervisor *sv, int64_t run_id)
 	}
 	job_watch(&j);
 	store_run_finalizing(sv->st, run_id);
+	store_notify(sv->st);
 	ingest_now(&j, 1);
 	stop_leftovers(&j);
 	job_conclude(&j);

@@ -6,9 +6,9 @@
  * and the mount's side of the local compute: reaping the supervisors it
  * started, failing runs whose supervisor died.
  *
- * Between rounds the thread sleeps on inotify of the write-ahead log, so
- * a commit by another process (a supervisor moving a run to Completed)
- * wakes it at once instead of at the next tick.
+ * Between rounds the thread sleeps on inotify of WORKSPACE/notify, which
+ * supervisors touch after their changes, so a run moving to Completed
+ * shows at once instead of at the next tick.
  */
 #include <limits.h>
 #include <poll.h>
@@ -35,32 +35,49 @@ static int on_change(void *arg, const struct store_change *ch)
 	return 0;
 }
 
-/* An inotify descriptor watching the WAL for writes, or -1. */
-static int wal_watch_open(struct fs_ctx *ctx)
+/*
+ * An inotify descriptor watching the workspace's notify file, which
+ * supervisors touch after each change they make (store_notify), or -1.
+ * Not the WAL: our own commits write it too, and waking for each of them
+ * cost a mkdir loop 40% of its rate.
+ */
+static int notify_watch_open(struct fs_ctx *ctx)
 {
-	char path[PATH_MAX];
 	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/workspace.db-wal", store_dir(ctx->st));
-	if (inotify_add_watch(fd, path, IN_MODIFY) < 0) {
+	if (store_notify(ctx->st) < 0 ||
+	    inotify_add_watch(fd, store_notify_path(ctx->st),
+			      IN_ATTRIB | IN_MODIFY) < 0) {
 		close(fd);
 		return -1;
 	}
 	return fd;
 }
 
-/* Sleeps until the WAL is written or a tick passed. */
-static void wait_for_writes(int fd)
+/*
+ * Sleeps until another process notifies a change or a tick passed; never
+ * begins a round sooner than WATCH_MIN_ROUND_MS after the last one began,
+ * so a run logging metrics fast cannot keep this thread busy.
+ */
+#define WATCH_MIN_ROUND_MS 2
+
+static void wait_for_writes(int fd, int64_t round_start)
 {
 	struct timespec pause = { 0, WATCH_INTERVAL_MS * 1000000L };
 	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int64_t since = time_now_ms() - round_start;
 	char buf[4096];
 
 	if (fd < 0) {
 		nanosleep(&pause, NULL);
 		return;
+	}
+	if (since < WATCH_MIN_ROUND_MS) {
+		struct timespec rest = { 0, (WATCH_MIN_ROUND_MS - since) * 1000000L };
+
+		nanosleep(&rest, NULL);
 	}
 	if (poll(&p, 1, WATCH_INTERVAL_MS) > 0) {
 		while (read(fd, buf, sizeof(buf)) > 0)
@@ -98,9 +115,10 @@ static void *watch_loop(void *arg)
 	int64_t last_checkpoint = last_prune;
 	int64_t last_lost_check = last_prune;
 	int64_t last_drain = last_prune;
-	int wal_fd = wal_watch_open(ctx);
+	int notify_fd = notify_watch_open(ctx);
 
 	while (!ctx->stopping) {
+		int64_t round_start = time_now_ms();
 		int rc = store_changes_since(ctx->st, &ctx->change_seq,
 					     on_change, ctx);
 
@@ -129,10 +147,10 @@ static void *watch_loop(void *arg)
 			last_checkpoint = time_now_ms();
 		}
 		check_supervisors(ctx, &last_lost_check);
-		wait_for_writes(wal_fd);
+		wait_for_writes(notify_fd, round_start);
 	}
-	if (wal_fd >= 0)
-		close(wal_fd);
+	if (notify_fd >= 0)
+		close(notify_fd);
 	return NULL;
 }
 

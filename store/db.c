@@ -56,6 +56,25 @@ const char *store_strerror(int rc)
 	return "unknown error";
 }
 
+const char *store_notify_path(const struct store *st)
+{
+	return st->notify_path;
+}
+
+int store_notify(struct store *st)
+{
+	int fd = open(st->notify_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	/* a 0-byte write is no event: the time is (IN_ATTRIB) */
+	if (futimens(fd, NULL) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 const char *store_dir(const struct store *st)
 {
 	return st->dir;
@@ -453,6 +472,10 @@ int store_open(const char *dir, int flags, struct store **out, char *err,
 		st->db_path = NULL;
 		goto out_free;
 	}
+	if (asprintf(&st->notify_path, "%s/notify", st->dir) < 0) {
+		st->notify_path = NULL;
+		goto out_free;
+	}
 	if (stat(st->db_path, &sb) < 0 && !(flags & STORE_CREATE)) {
 		if (err)
 			snprintf(err, errlen, "'%s' is not an mlfs workspace "
@@ -484,6 +507,7 @@ int store_open(const char *dir, int flags, struct store **out, char *err,
 	return STORE_OK;
 
 out_free:
+	free(st->notify_path);
 	free(st->db_path);
 	free(st->dir);
 	free(st);
@@ -503,6 +527,7 @@ void store_close(struct store *st)
 	}
 	pthread_cond_destroy(&st->freed);
 	pthread_mutex_destroy(&st->lock);
+	free(st->notify_path);
 	free(st->db_path);
 	free(st->dir);
 	free(st);

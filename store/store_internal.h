@@ -93,6 +93,7 @@ struct conn {
 struct store {
 	char *dir;
 	char *db_path;
+	char *notify_path;	/* WORKSPACE/notify, see store_notify() */
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
 	struct conn *free_list;

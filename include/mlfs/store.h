@@ -545,6 +545,16 @@ int store_changes_head(struct store *st, int64_t *seq);
 int store_changes_prune(struct store *st, int64_t keep);
 
 /*
+ * Telling other processes that the store changed: store_notify() touches
+ * the file store_notify_path() names (WORKSPACE/notify), which a mount
+ * watches with inotify, so a change made by a run's supervisor shows at
+ * once rather than at the mount's next poll of the change feed. A hint
+ * only: the change feed stays the truth, polled anyway. 0 or -errno.
+ */
+int store_notify(struct store *st);
+const char *store_notify_path(const struct store *st);
+
+/*
  * store_checkpoint - copy the write-ahead log into the database without
  * blocking readers or writers (a passive checkpoint). The connections of
  * a process that calls this regularly do not checkpoint on commit, which

@@ -65,16 +65,37 @@ static int config_render(struct fs_ctx *ctx, struct fs_node *node,
 	return sink_end(&s);
 }
 
-static int is_submitted(struct fs_ctx *ctx, const struct fs_ident *dir)
+/* Tests @what about the run of directory @dir (0 when it cannot tell). */
+static int run_has(struct fs_ctx *ctx, const struct fs_ident *dir,
+		   int (*what)(const struct store_run *r))
 {
 	struct store_run r = { 0 };
 	int yes = 0;
 
-	if (store_run_get(ctx->st, dir->run_id, &r) == STORE_OK) {
-		yes = !r.interactive;
-		store_run_release(&r);
-	}
+	if (store_run_get(ctx->st, dir->run_id, &r) == STORE_OK)
+		yes = what(&r);
+	store_run_release(&r);
 	return yes;
+}
+
+static int submitted(const struct store_run *r)
+{
+	return !r->interactive;
+}
+
+static int snapshotted(const struct store_run *r)
+{
+	return r->snapshot != NULL;
+}
+
+static int child(const struct store_run *r)
+{
+	return r->parent_id != 0;
+}
+
+static int is_submitted(struct fs_ctx *ctx, const struct fs_ident *dir)
+{
+	return run_has(ctx, dir, submitted);
 }
 
 const struct fs_kind kind_run_config = {
@@ -109,14 +130,7 @@ static int snapshot_link_render(struct fs_ctx *ctx, struct fs_node *node,
 
 static int has_snapshot(struct fs_ctx *ctx, const struct fs_ident *dir)
 {
-	struct store_run r = { 0 };
-	int yes = 0;
-
-	if (store_run_get(ctx->st, dir->run_id, &r) == STORE_OK) {
-		yes = r.snapshot != NULL;
-		store_run_release(&r);
-	}
-	return yes;
+	return run_has(ctx, dir, snapshotted);
 }
 
 const struct fs_kind kind_run_snapshot_link = {
@@ -151,14 +165,7 @@ static int parent_link_render(struct fs_ctx *ctx, struct fs_node *node,
 
 static int has_parent(struct fs_ctx *ctx, const struct fs_ident *dir)
 {
-	struct store_run r = { 0 };
-	int yes = 0;
-
-	if (store_run_get(ctx->st, dir->run_id, &r) == STORE_OK) {
-		yes = r.parent_id != 0;
-		store_run_release(&r);
-	}
-	return yes;
+	return run_has(ctx, dir, child);
 }
 
 const struct fs_kind kind_run_parent_link = {

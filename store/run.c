@@ -314,8 +314,20 @@ int store_run_find(struct store *st, int64_t exp_id, const char *name,
 	return rc;
 }
 
-int store_run_list(struct store *st, int64_t exp_id, store_run_fn fn, void *ctx)
+/* Fills a run entry from the columns id, name, number, created, updated. */
+void run_entry_from_row(sqlite3_stmt *s, struct store_run_entry *r)
 {
+	r->id = sqlite3_column_int64(s, 0);
+	r->name = (const char *)sqlite3_column_text(s, 1);
+	r->number = sqlite3_column_int64(s, 2);
+	r->created_ms = sqlite3_column_int64(s, 3);
+	r->updated_ms = sqlite3_column_int64(s, 4);
+}
+
+int run_entries_each(struct store *st, enum stmt_id id, int64_t key,
+		     store_run_fn fn, void *ctx)
+{
+	struct store_run_entry r;
 	struct conn *c;
 	sqlite3_stmt *s;
 	int rc = conn_get(st, &c);
@@ -323,18 +335,12 @@ int store_run_list(struct store *st, int64_t exp_id, store_run_fn fn, void *ctx)
 	if (rc != STORE_OK)
 		return rc;
 	rc = STORE_IO;
-	s = stmt_get(c, SQL_RUN_LIST);
+	s = stmt_get(c, id);
 	if (!s)
 		goto out_put;
-	sqlite3_bind_int64(s, 1, exp_id);
+	sqlite3_bind_int64(s, 1, key);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_run_entry r = {
-			.id = sqlite3_column_int64(s, 0),
-			.name = (const char *)sqlite3_column_text(s, 1),
-			.number = sqlite3_column_int64(s, 2),
-			.created_ms = sqlite3_column_int64(s, 3),
-			.updated_ms = sqlite3_column_int64(s, 4),
-		};
+		run_entry_from_row(s, &r);
 		if (fn(ctx, &r) != 0)
 			break;
 	}
@@ -344,6 +350,11 @@ int store_run_list(struct store *st, int64_t exp_id, store_run_fn fn, void *ctx)
 out_put:
 	conn_put(st, c);
 	return rc;
+}
+
+int store_run_list(struct store *st, int64_t exp_id, store_run_fn fn, void *ctx)
+{
+	return run_entries_each(st, SQL_RUN_LIST, exp_id, fn, ctx);
 }
 
 int store_run_latest(struct store *st, int64_t exp_id, char **name)

@@ -577,34 +577,7 @@ out_put:
 int store_run_children(struct store *st, int64_t run_id, store_run_fn fn,
 		       void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
-
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_RUN_CHILDREN);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, run_id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_run_entry r = {
-			.id = sqlite3_column_int64(s, 0),
-			.name = (const char *)sqlite3_column_text(s, 1),
-			.number = sqlite3_column_int64(s, 2),
-			.created_ms = sqlite3_column_int64(s, 3),
-			.updated_ms = sqlite3_column_int64(s, 4),
-		};
-		if (fn(ctx, &r) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "child runs");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return run_entries_each(st, SQL_RUN_CHILDREN, run_id, fn, ctx);
 }
 
 int store_run_get_by_name(struct store *st, const char *name,
@@ -638,13 +611,9 @@ int store_compute_queue(struct store *st, const char *compute,
 		goto out_put;
 	sqlite3_bind_text(s, 1, compute, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_run_entry r = {
-			.id = sqlite3_column_int64(s, 0),
-			.name = (const char *)sqlite3_column_text(s, 1),
-			.number = sqlite3_column_int64(s, 2),
-			.created_ms = sqlite3_column_int64(s, 3),
-			.updated_ms = sqlite3_column_int64(s, 4),
-		};
+		struct store_run_entry r;
+
+		run_entry_from_row(s, &r);
 		if (fn(ctx, &r, (enum run_status)sqlite3_column_int(s, 5),
 		       (const char *)sqlite3_column_text(s, 6)) != 0)
 			break;

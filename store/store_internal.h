@@ -139,6 +139,11 @@ int run_experiment_locked(struct conn *c, int64_t run_id, int64_t *exp_id);
 /* Fill a store_run from the columns of SQL_RUN_GET's select list. */
 int run_from_row(sqlite3_stmt *s, struct store_run *out);
 int run_get_locked(struct conn *c, int64_t run_id, struct store_run *out);
+/* Columns id, name, number, created_ms, updated_ms of a run listing. */
+void run_entry_from_row(sqlite3_stmt *s, struct store_run_entry *r);
+/* Runs statement @id bound to @key, calling @fn per row (a run listing). */
+int run_entries_each(struct store *st, enum stmt_id id, int64_t key,
+		     store_run_fn fn, void *ctx);
 /* The run's id for @name; STORE_NOT_FOUND when none. */
 int run_id_by_name_locked(struct conn *c, const char *name, int64_t *run_id);
 /* Takes the next run number of @exp_id (and bumps experiment.updated_ms). */

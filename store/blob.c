@@ -54,6 +54,7 @@
 #define CHUNK (1u << 20)
 #define NBUF 4
 #define WRITEBACK_EVERY (32ull << 20)
+#define KCOPY_STEP (8u << 20)
 #define TMP_DIR "tmp"
 #define TMP_PREFIX ".tmp-"
 
@@ -391,6 +392,133 @@ out_free:
 	return rc;
 }
 
+/*
+ * The kernel-copy pipeline, for a regular source: a copier thread moves
+ * the bytes with copy_file_range() (no trip through user space: as fast
+ * as cp), while the calling thread reads them back from the temporary,
+ * where they sit in the page cache, and hashes them. Hashing what the
+ * temporary holds, not the source, keeps invariant 1.
+ */
+struct kcopy {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t copied;	/* bytes in the temporary */
+	int done;		/* the copier stopped (EOF or error) */
+	int err;		/* the copier's -errno */
+	int hash_err;		/* the hasher gave up: the copier stops */
+	int in, out;
+};
+
+static void *copier_main(void *arg)
+{
+	struct kcopy *kc = arg;
+	uint64_t started = 0;
+	int rc = 0;
+
+	for (;;) {
+		ssize_t n = copy_file_range(kc->in, NULL, kc->out, NULL,
+					    KCOPY_STEP, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = -errno;
+		pthread_mutex_lock(&kc->mu);
+		if (n > 0)
+			kc->copied += (uint64_t)n;
+		if (n <= 0 || kc->hash_err) {
+			kc->done = 1;
+			kc->err = rc;
+		}
+		n = kc->done ? -1 : n;
+		pthread_cond_broadcast(&kc->cv);
+		pthread_mutex_unlock(&kc->mu);
+		if (n < 0)
+			break;
+		if (kc->copied - started >= WRITEBACK_EVERY) {
+			sync_file_range(kc->out, (off64_t)started,
+					(off64_t)(kc->copied - started),
+					SYNC_FILE_RANGE_WRITE);
+			started = kc->copied;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * copy() through copy_file_range. 0, 1 when the kernel cannot copy
+ * between these files (nothing was copied; use copy()), or -errno as
+ * copy() gives it.
+ */
+static int copy_kernel(int in, int out, EVP_MD_CTX *md, uint64_t *size,
+		       int *rerr)
+{
+	struct kcopy kc = { .in = in, .out = out };
+	unsigned char *buf;
+	uint64_t hashed = 0;
+	pthread_t copier;
+	int rc = 0;
+
+	*size = 0;
+	*rerr = 0;
+	if (!(buf = malloc(CHUNK)))
+		return -ENOMEM;
+	if (pthread_mutex_init(&kc.mu, NULL) != 0) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	if (pthread_cond_init(&kc.cv, NULL) != 0) {
+		rc = -ENOMEM;
+		goto out_mutex;
+	}
+	if (pthread_create(&copier, NULL, copier_main, &kc) != 0) {
+		rc = -ENOMEM;
+		goto out_cond;
+	}
+	for (;;) {
+		uint64_t avail;
+		ssize_t n;
+
+		pthread_mutex_lock(&kc.mu);
+		while (kc.copied == hashed && !kc.done)
+			pthread_cond_wait(&kc.cv, &kc.mu);
+		avail = kc.copied - hashed;
+		pthread_mutex_unlock(&kc.mu);
+		if (avail == 0)
+			break;
+		n = pread(out, buf, avail < CHUNK ? (size_t)avail : CHUNK,
+			  (off_t)hashed);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || !EVP_DigestUpdate(md, buf, (size_t)n)) {
+			rc = n < 0 ? -errno : n == 0 ? -EIO : -ENOMEM;
+			break;
+		}
+		hashed += (uint64_t)n;
+	}
+	pthread_mutex_lock(&kc.mu);
+	kc.hash_err = rc < 0;
+	pthread_mutex_unlock(&kc.mu);
+	pthread_join(copier, NULL);
+	if (rc == 0 && kc.err < 0) {
+		rc = kc.err;
+		if (kc.copied == 0 &&
+		    (rc == -EXDEV || rc == -EINVAL || rc == -ENOSYS ||
+		     rc == -EOPNOTSUPP || rc == -EBADF))
+			rc = 1;
+		else
+			*rerr = 1;	/* cannot tell which side: say read */
+	}
+	*size = hashed;
+out_cond:
+	pthread_cond_destroy(&kc.cv);
+out_mutex:
+	pthread_mutex_destroy(&kc.mu);
+out_free:
+	free(buf);
+	return rc;
+}
+
 /* ---- puts ------------------------------------------------------------------- */
 
 /* blob_put_fd() of @fd, named @what in messages. */
@@ -432,7 +560,10 @@ static int put_fd(const char *workspace_dir, int fd, const char *what,
 		goto out_blobs;
 	}
 
-	rc = copy(fd, t.fd, md, &ref.size, &rerr);
+	rc = S_ISREG(st.st_mode) ? copy_kernel(fd, t.fd, md, &ref.size, &rerr)
+				 : 1;
+	if (rc == 1)
+		rc = copy(fd, t.fd, md, &ref.size, &rerr);
 	if (rc == -ENOMEM) {
 		rc = snap_err(err, errlen, STORE_NOMEM,
 			      "cannot store '%s': out of memory", what);

@@ -58,6 +58,17 @@
 #define TMP_DIR "tmp"
 #define TMP_PREFIX ".tmp-"
 
+/* strerror(@e) with its first letter lowercased, as messages want it */
+#define ERRSTR(e) lc_strerror((e), (char[96]){ 0 }, 96)
+
+static const char *lc_strerror(int e, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", strerror(e));
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+		buf[0] = (char)(buf[0] - 'A' + 'a');
+	return buf;
+}
+
 static atomic_int force_named_tmp;
 
 void blob_test_force_named_tmp(int on)
@@ -535,7 +546,7 @@ static int put_fd(const char *workspace_dir, int fd, const char *what,
 
 	if (fstat(fd, &st) < 0)
 		return snap_err(err, errlen, STORE_INVALID, "cannot read '%s': %s",
-				what, strerror(errno));
+				what, ERRSTR(errno));
 	if (S_ISDIR(st.st_mode))
 		return snap_err(err, errlen, STORE_INVALID,
 				"cannot store '%s': is a directory", what);
@@ -549,14 +560,14 @@ static int put_fd(const char *workspace_dir, int fd, const char *what,
 	if (blobs_fd < 0) {
 		rc = snap_err(err, errlen, STORE_IO,
 			      "cannot open blob store '%s/blobs': %s",
-			      workspace_dir, strerror(-blobs_fd));
+			      workspace_dir, ERRSTR(-blobs_fd));
 		goto out_md;
 	}
 	rc = tmp_create(blobs_fd, &t);
 	if (rc < 0) {
 		rc = snap_err(err, errlen, STORE_IO,
 			      "cannot create temporary file in '%s/blobs': %s",
-			      workspace_dir, strerror(-rc));
+			      workspace_dir, ERRSTR(-rc));
 		goto out_blobs;
 	}
 
@@ -571,10 +582,10 @@ static int put_fd(const char *workspace_dir, int fd, const char *what,
 	}
 	if (rc < 0) {
 		rc = rerr ? snap_err(err, errlen, STORE_IO, "cannot read '%s': %s",
-				     what, strerror(-rc))
+				     what, ERRSTR(-rc))
 			  : snap_err(err, errlen, STORE_IO,
 				     "cannot write blob in '%s/blobs': %s",
-				     workspace_dir, strerror(-rc));
+				     workspace_dir, ERRSTR(-rc));
 		goto out_tmp;
 	}
 	if (!EVP_DigestFinal_ex(md, sha, &shalen) || shalen != 32) {
@@ -587,14 +598,14 @@ static int put_fd(const char *workspace_dir, int fd, const char *what,
 	if (fchmod(t.fd, 0444) < 0 || fsync(t.fd) < 0) {
 		rc = snap_err(err, errlen, STORE_IO,
 			      "cannot write blob in '%s/blobs': %s",
-			      workspace_dir, strerror(errno));
+			      workspace_dir, ERRSTR(errno));
 		goto out_tmp;
 	}
 	rc = tmp_publish(blobs_fd, &t, ref.hex);
 	if (rc < 0) {
 		rc = snap_err(err, errlen, STORE_IO,
 			      "cannot publish blob '%s': %s", ref.hex,
-			      strerror(-rc));
+			      ERRSTR(-rc));
 		goto out_tmp;
 	}
 	if (rc == 1) {
@@ -658,7 +669,7 @@ int blob_put_path(const char *workspace_dir, const char *path,
 
 	if (lstat(path, &st) < 0)
 		return snap_err(err, errlen, open_errno_rc(errno),
-				"cannot read '%s': %s", path, strerror(errno));
+				"cannot read '%s': %s", path, ERRSTR(errno));
 	if (!S_ISREG(st.st_mode))
 		return snap_err(err, errlen, STORE_INVALID,
 				"cannot store '%s': not a regular file", path);
@@ -666,7 +677,7 @@ int blob_put_path(const char *workspace_dir, const char *path,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return snap_err(err, errlen, open_errno_rc(errno),
-				"cannot read '%s': %s", path, strerror(errno));
+				"cannot read '%s': %s", path, ERRSTR(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		rc = snap_err(err, errlen, STORE_INVALID,
 			      "cannot store '%s': not a regular file", path);

@@ -9,6 +9,8 @@
  *       test seam forces it)
  *   TEMP --copy()--> FILLED: every byte read from the source was hashed
  *       and written, by a pipeline of two threads (below)
+ *   FILLED --blob_check_existing()--> DISCARDED when blobs/AB/CDEF...
+ *       exists already (no fsync spent on a copy we throw away)
  *   FILLED --fchmod 0444, fsync--> DURABLE
  *   DURABLE --tmp_publish()--> PUBLISHED: linked (O_TMPFILE) or renamed
  *       without replacing (named) to blobs/AB/CDEF..., directory fsynced;
@@ -532,6 +534,31 @@ out_free:
 
 /* ---- puts ------------------------------------------------------------------- */
 
+/*
+ * 1 if blob @ref->hex exists as a regular file of @ref->size bytes, 0 if
+ * it does not exist, STORE_CORRUPT (with a message) if it is something
+ * else.
+ */
+static int blob_check_existing(int blobs_fd, const struct blob_ref *ref,
+			       char *err, size_t errlen)
+{
+	char rel[BLOB_HEX_LEN + 2];	/* "ab/cdef..." */
+	struct stat st;
+
+	memcpy(rel, ref->hex, 2);
+	rel[2] = '/';
+	memcpy(rel + 3, ref->hex + 2, BLOB_HEX_LEN - 2 + 1);
+	if (fstatat(blobs_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : snap_err(err, errlen, STORE_IO,
+			"cannot check blob '%s': %s", ref->hex, ERRSTR(errno));
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != ref->size)
+		return snap_err(err, errlen, STORE_CORRUPT,
+				"cannot reuse blob '%s': it is not a regular "
+				"file of %llu bytes", ref->hex,
+				(unsigned long long)ref->size);
+	return 1;
+}
+
 /* blob_put_fd() of @fd, named @what in messages. */
 static int put_fd(const char *workspace_dir, int fd, const char *what,
 		  struct blob_ref *out, char *err, size_t errlen)
@@ -542,7 +569,7 @@ static int put_fd(const char *workspace_dir, int fd, const char *what,
 	unsigned int shalen = 0;
 	EVP_MD_CTX *md;
 	struct stat st;
-	int blobs_fd, rerr, rc;
+	int blobs_fd, rerr, published, rc;
 
 	if (fstat(fd, &st) < 0)
 		return snap_err(err, errlen, STORE_INVALID, "cannot read '%s': %s",
@@ -595,35 +622,41 @@ static int put_fd(const char *workspace_dir, int fd, const char *what,
 	}
 	hex_encode(sha, 32, ref.hex);
 
-	if (fchmod(t.fd, 0444) < 0 || fsync(t.fd) < 0) {
+	/* already stored? then skip the fsync: ours is thrown away */
+	rc = blob_check_existing(blobs_fd, &ref, err, errlen);
+	if (rc < 0)
+		goto out_tmp;
+	if (rc == 0 && (fchmod(t.fd, 0444) < 0 || fsync(t.fd) < 0)) {
 		rc = snap_err(err, errlen, STORE_IO,
 			      "cannot write blob in '%s/blobs': %s",
 			      workspace_dir, ERRSTR(errno));
 		goto out_tmp;
 	}
-	rc = tmp_publish(blobs_fd, &t, ref.hex);
-	if (rc < 0) {
-		rc = snap_err(err, errlen, STORE_IO,
-			      "cannot publish blob '%s': %s", ref.hex,
-			      ERRSTR(-rc));
-		goto out_tmp;
-	}
-	if (rc == 1) {
-		struct stat bst;
-		char rel[BLOB_HEX_LEN + 2];	/* "ab/cdef..." */
-
-		memcpy(rel, ref.hex, 2);
-		rel[2] = '/';
-		memcpy(rel + 3, ref.hex + 2, BLOB_HEX_LEN - 2 + 1);
-		if (fstatat(blobs_fd, rel, &bst, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(bst.st_mode) || (uint64_t)bst.st_size != ref.size) {
-			rc = snap_err(err, errlen, STORE_CORRUPT,
-				      "cannot reuse blob '%s': it is not a "
-				      "regular file of %llu bytes", ref.hex,
-				      (unsigned long long)ref.size);
+	ref.existed = rc == 1;
+	published = 0;
+	/* publish; if the name is taken, check what took it. It can vanish
+	 * again (a racing blob_remove): then try once more. */
+	for (int tries = 0; !ref.existed && tries < 3; tries++) {
+		rc = tmp_publish(blobs_fd, &t, ref.hex);
+		if (rc < 0) {
+			rc = snap_err(err, errlen, STORE_IO,
+				      "cannot publish blob '%s': %s", ref.hex,
+				      ERRSTR(-rc));
 			goto out_tmp;
 		}
-		ref.existed = 1;
+		if (rc == 0) {
+			published = 1;
+			break;
+		}
+		rc = blob_check_existing(blobs_fd, &ref, err, errlen);
+		if (rc < 0)
+			goto out_tmp;
+		ref.existed = rc == 1;
+	}
+	if (!published && !ref.existed) {
+		rc = snap_err(err, errlen, STORE_IO, "cannot publish blob '%s': "
+			      "it keeps being removed", ref.hex);
+		goto out_tmp;
 	}
 	rc = STORE_OK;
 	*out = ref;

@@ -347,7 +347,8 @@ static int spec_check(const char *name, const struct model_version_spec *sp)
 	}
 	if (sp->framework && !name_is_valid(sp->framework, strlen(sp->framework)))
 		return STORE_INVALID;
-	if (sp->nfiles && !sp->files)
+	if ((sp->nfiles && !sp->files) || (sp->ntags && !sp->tags) ||
+	    (sp->nproperties && !sp->properties))
 		return STORE_INVALID;
 	for (size_t i = 0; i < sp->nfiles; i++) {
 		const struct store_model_file *f = &sp->files[i];

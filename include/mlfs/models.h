@@ -16,7 +16,11 @@
  *  4. Files name blobs (mlfs/blob.h) by their sha256 hex; the store only
  *     records references. A blob stays referenced until the last version
  *     naming it is deleted: store_model_version_delete() hands back the
- *     hexes that became unreferenced, for the caller to remove.
+ *     hexes that became unreferenced, for the caller to remove. The
+ *     store cannot see blob files: a caller that puts a blob and then
+ *     registers it must not race with one removing that hex as an
+ *     orphan (the mount serializes the two; see store_blob_each() for
+ *     the cleanup at mount, which runs before any registration).
  *  5. A version an active deployment refers to cannot be deleted
  *     (STORE_IN_USE). Deleting a version drops its aliases, tags,
  *     properties and inactive deployment references with it.

@@ -487,6 +487,10 @@ Test(model, register_refuses_bad_blob_hex_and_sizes)
 	f.blob = hex('a');
 	f.size = -1;
 	cr_assert_eq(register_spec(st, "churn", &sp), STORE_INVALID);
+	sp = (struct model_version_spec){ .nfiles = 1 };	/* no array */
+	cr_assert_eq(register_spec(st, "churn", &sp), STORE_INVALID);
+	sp = (struct model_version_spec){ .ntags = 1 };
+	cr_assert_eq(register_spec(st, "churn", &sp), STORE_INVALID);
 	assert_nothing_registered(st);
 	store_close(st);
 }

@@ -176,6 +176,10 @@ void version_bump_change(struct fs_ctx *ctx, const struct store_change *ch)
 	case CHANGE_EVENTS:
 		version_bump(ctx, DEP_EVENTS, 0);
 		break;
+	case CHANGE_MODELS:
+	case CHANGE_MODEL:
+		/* no models/ tree in the mount yet (store layer only) */
+		break;
 	}
 }
 

@@ -21,6 +21,7 @@ int fs_errno(int store_rc)
 	case STORE_BUSY: return EBUSY;
 	case STORE_NOMEM: return ENOMEM;
 	case STORE_TOO_BIG: return EFBIG;
+	case STORE_IN_USE: return EBUSY;
 	case STORE_TOO_NEW:
 	case STORE_CORRUPT:
 	case STORE_IO:

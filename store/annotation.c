@@ -8,7 +8,7 @@
 #include "mlfs/timefmt.h"
 #include "store_internal.h"
 
-static int check_key_value(const char *key, const char *value, size_t len)
+int kv_check(const char *key, const char *value, size_t len)
 {
 	if (!name_is_valid(key, strlen(key)))
 		return STORE_INVALID;
@@ -37,7 +37,7 @@ static int kv_exec_locked(struct conn *c, enum stmt_id id, int64_t run_id,
 int tag_set_locked(struct conn *c, int64_t run_id, const char *key,
 		   const char *value, size_t len, int64_t now)
 {
-	int rc = check_key_value(key, value, len);
+	int rc = kv_check(key, value, len);
 
 	if (rc != STORE_OK)
 		return rc;
@@ -48,7 +48,7 @@ int tag_set_locked(struct conn *c, int64_t run_id, const char *key,
 int property_add_locked(struct conn *c, int64_t run_id, const char *key,
 			const char *value, size_t len, int64_t now)
 {
-	int rc = check_key_value(key, value, len);
+	int rc = kv_check(key, value, len);
 
 	if (rc != STORE_OK)
 		return rc;
@@ -155,7 +155,7 @@ out_put:
 int store_tag_set(struct store *st, int64_t run_id, const char *key,
 		  const char *value, size_t len)
 {
-	int rc = check_key_value(key, value, len);
+	int rc = kv_check(key, value, len);
 
 	if (rc != STORE_OK)
 		return rc;
@@ -180,7 +180,7 @@ int store_property_add(struct store *st, int64_t run_id, const char *key,
 {
 	char *old = NULL;
 	size_t old_len = 0;
-	int rc = check_key_value(key, value, len);
+	int rc = kv_check(key, value, len);
 
 	if (rc != STORE_OK)
 		return rc;

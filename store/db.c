@@ -52,6 +52,7 @@ const char *store_strerror(int rc)
 	case STORE_TOO_NEW: return "workspace made by a newer mlfs";
 	case STORE_CORRUPT: return "workspace database is damaged";
 	case STORE_TOO_BIG: return "value too large";
+	case STORE_IN_USE: return "in use by an active deployment";
 	}
 	return "unknown error";
 }

@@ -121,6 +121,73 @@ static const char *const migrations[] = {
 	"INSERT INTO compute VALUES ('local', 'local', 0,"
 	"  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),"
 	"  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));",
+
+	/*
+	 * 2 -> 3: the model registry (store/model.c). Version numbers come
+	 * from model_seq, keyed by the model's name and never deleted, so a
+	 * number is not reused even when the model is removed and made
+	 * again. A version's files name blobs (sha256 hex) by reference;
+	 * deployment_ref is how a deployment pins a version.
+	 */
+	"CREATE TABLE model ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  created_ms INTEGER NOT NULL,"
+	"  updated_ms INTEGER NOT NULL);"
+	"CREATE TABLE model_seq ("
+	"  name TEXT PRIMARY KEY,"
+	"  next_version INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE model_version ("
+	"  id INTEGER PRIMARY KEY,"
+	"  model_id INTEGER NOT NULL REFERENCES model (id),"
+	"  version INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  updated_ms INTEGER NOT NULL,"
+	"  description TEXT NOT NULL,"
+	"  framework TEXT,"
+	"  run_id INTEGER REFERENCES run (id),"
+	"  UNIQUE (model_id, version));"
+	"CREATE INDEX model_version_by_run ON model_version (run_id) "
+	"  WHERE run_id IS NOT NULL;"
+	"CREATE TABLE model_file ("
+	"  version_id INTEGER NOT NULL "
+	"    REFERENCES model_version (id) ON DELETE CASCADE,"
+	"  path TEXT NOT NULL,"
+	"  blob TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  mode INTEGER NOT NULL,"
+	"  PRIMARY KEY (version_id, path)) WITHOUT ROWID;"
+	"CREATE INDEX model_file_by_blob ON model_file (blob, version_id);"
+	"CREATE TABLE model_tag ("
+	"  version_id INTEGER NOT NULL "
+	"    REFERENCES model_version (id) ON DELETE CASCADE,"
+	"  key TEXT NOT NULL,"
+	"  value BLOB NOT NULL,"
+	"  updated_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (version_id, key)) WITHOUT ROWID;"
+	"CREATE TABLE model_property ("
+	"  version_id INTEGER NOT NULL "
+	"    REFERENCES model_version (id) ON DELETE CASCADE,"
+	"  key TEXT NOT NULL,"
+	"  value BLOB NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (version_id, key)) WITHOUT ROWID;"
+	"CREATE TABLE model_alias ("
+	"  model_id INTEGER NOT NULL REFERENCES model (id),"
+	"  alias TEXT NOT NULL,"
+	"  version_id INTEGER NOT NULL "
+	"    REFERENCES model_version (id) ON DELETE CASCADE,"
+	"  updated_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (model_id, alias)) WITHOUT ROWID;"
+	"CREATE INDEX model_alias_by_version ON model_alias (version_id);"
+	"CREATE TABLE deployment_ref ("
+	"  deployment TEXT NOT NULL,"
+	"  version_id INTEGER NOT NULL "
+	"    REFERENCES model_version (id) ON DELETE CASCADE,"
+	"  active INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  PRIMARY KEY (deployment, version_id)) WITHOUT ROWID;"
+	"CREATE INDEX deployment_ref_by_version ON deployment_ref (version_id);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==

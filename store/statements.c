@@ -16,6 +16,17 @@
 	"id, run_id, name, count, last_value, min_value, max_value, "         \
 	"last_step, created_ms, updated_ms, text_bytes"
 
+/* A model's version count and latest version: model_version (model_id, version). */
+#define MODEL_COLUMNS                                                        \
+	"m.id, m.name, m.created_ms, m.updated_ms, "                          \
+	"(SELECT count(*) FROM model_version v WHERE v.model_id = m.id), "    \
+	"(SELECT coalesce(max(v.version), 0) FROM model_version v "          \
+	"WHERE v.model_id = m.id)"
+
+#define VERSION_COLUMNS                                                      \
+	"v.id, v.model_id, m.name, v.version, v.created_ms, v.updated_ms, "   \
+	"v.description, v.framework, v.run_id"
+
 /*
  * An experiment's run count is next_number - 1: runs are numbered densely
  * from 1 and never removed (run.c, invariant 1), and counting the rows
@@ -194,4 +205,102 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 		"WHERE name = ?1",
 	[SQL_CHANGE_PRUNE] =
 		"DELETE FROM change WHERE seq <= (SELECT max(seq) FROM change) - ?1",
+
+	/* The model registry (model.c, model_meta.c). */
+	[SQL_MODEL_INSERT] =
+		"INSERT INTO model (name, created_ms, updated_ms) "
+		"VALUES (?1, ?2, ?2)",
+	[SQL_MODEL_ENSURE] =
+		"INSERT INTO model (name, created_ms, updated_ms) "
+		"VALUES (?1, ?2, ?2) ON CONFLICT (name) DO NOTHING",
+	[SQL_MODEL_GET] = "SELECT " MODEL_COLUMNS " FROM model m "
+			  "WHERE m.name = ?1",
+	[SQL_MODEL_LIST] = "SELECT " MODEL_COLUMNS " FROM model m "
+			   "ORDER BY m.name",
+	[SQL_MODEL_DELETE] = "DELETE FROM model WHERE id = ?1",
+	[SQL_MODEL_TOUCH] = "UPDATE model SET updated_ms = ?2 WHERE id = ?1",
+	[SQL_MODEL_NEXT_VERSION] =
+		"INSERT INTO model_seq (name, next_version) VALUES (?1, 2) "
+		"ON CONFLICT (name) DO UPDATE SET "
+		"next_version = next_version + 1 RETURNING next_version - 1",
+	[SQL_MODEL_VERSION_INSERT] =
+		"INSERT INTO model_version (model_id, version, created_ms, "
+		"updated_ms, description, framework, run_id) "
+		"VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6) RETURNING id",
+	[SQL_MODEL_VERSION_GET] = "SELECT " VERSION_COLUMNS " FROM "
+				  "model_version v JOIN model m ON "
+				  "m.id = v.model_id "
+				  "WHERE m.name = ?1 AND v.version = ?2",
+	[SQL_MODEL_VERSION_GET_BY_ID] = "SELECT " VERSION_COLUMNS " FROM "
+					"model_version v JOIN model m ON "
+					"m.id = v.model_id WHERE v.id = ?1",
+	[SQL_MODEL_VERSION_LIST] = "SELECT " VERSION_COLUMNS " FROM "
+				   "model_version v JOIN model m ON "
+				   "m.id = v.model_id WHERE v.model_id = ?1 "
+				   "ORDER BY v.version",
+	[SQL_MODEL_VERSIONS_OF_RUN] = "SELECT " VERSION_COLUMNS " FROM "
+				      "model_version v JOIN model m ON "
+				      "m.id = v.model_id WHERE v.run_id = ?1 "
+				      "ORDER BY m.name, v.version",
+	[SQL_MODEL_VERSION_DELETE] = "DELETE FROM model_version WHERE id = ?1",
+	[SQL_MODEL_VERSION_TOUCH] =
+		"UPDATE model_version SET updated_ms = ?2 WHERE id = ?1",
+	[SQL_MODEL_FILE_INSERT] =
+		"INSERT INTO model_file (version_id, path, blob, size, mode) "
+		"VALUES (?1, ?2, ?3, ?4, ?5)",
+	[SQL_MODEL_FILE_LIST] =
+		"SELECT path, blob, size, mode FROM model_file "
+		"WHERE version_id = ?1 ORDER BY path",
+	/* Blobs of version ?1 that no other version names (model_file_by_blob). */
+	[SQL_MODEL_ORPHANS] =
+		"SELECT DISTINCT f.blob FROM model_file f "
+		"WHERE f.version_id = ?1 AND NOT EXISTS (SELECT 1 FROM "
+		"model_file g WHERE g.blob = f.blob AND g.version_id <> ?1) "
+		"ORDER BY f.blob",
+	[SQL_MODEL_BLOBS] = "SELECT DISTINCT blob FROM model_file ORDER BY blob",
+	[SQL_MODEL_ACTIVE_REFS] =
+		"SELECT count(*) FROM deployment_ref "
+		"WHERE version_id = ?1 AND active",
+	[SQL_MODEL_TAG_SET] =
+		"INSERT INTO model_tag (version_id, key, value, updated_ms) "
+		"VALUES (?1, ?2, ?3, ?4) ON CONFLICT (version_id, key) "
+		"DO UPDATE SET value = excluded.value, "
+		"updated_ms = excluded.updated_ms",
+	[SQL_MODEL_TAG_DELETE] =
+		"DELETE FROM model_tag WHERE version_id = ?1 AND key = ?2",
+	[SQL_MODEL_TAG_LIST] = "SELECT key, value, updated_ms FROM model_tag "
+			       "WHERE version_id = ?1 ORDER BY key",
+	[SQL_MODEL_PROPERTY_INSERT] =
+		"INSERT INTO model_property (version_id, key, value, "
+		"created_ms) VALUES (?1, ?2, ?3, ?4)",
+	[SQL_MODEL_PROPERTY_GET] =
+		"SELECT value FROM model_property "
+		"WHERE version_id = ?1 AND key = ?2",
+	[SQL_MODEL_PROPERTY_LIST] =
+		"SELECT key, value, created_ms FROM model_property "
+		"WHERE version_id = ?1 ORDER BY key",
+	[SQL_MODEL_ALIAS_SET] =
+		"INSERT INTO model_alias (model_id, alias, version_id, "
+		"updated_ms) VALUES (?1, ?2, ?3, ?4) "
+		"ON CONFLICT (model_id, alias) DO UPDATE SET "
+		"version_id = excluded.version_id, "
+		"updated_ms = excluded.updated_ms",
+	[SQL_MODEL_ALIAS_DELETE] =
+		"DELETE FROM model_alias WHERE model_id = ?1 AND alias = ?2",
+	[SQL_MODEL_ALIAS_GET] =
+		"SELECT v.version FROM model_alias a JOIN model_version v "
+		"ON v.id = a.version_id WHERE a.model_id = ?1 AND a.alias = ?2",
+	[SQL_MODEL_ALIAS_LIST] =
+		"SELECT a.alias, v.version FROM model_alias a JOIN "
+		"model_version v ON v.id = a.version_id "
+		"WHERE a.model_id = ?1 ORDER BY a.alias",
+	[SQL_DEPLOYMENT_REF_ADD] =
+		"INSERT INTO deployment_ref (deployment, version_id, active, "
+		"created_ms) VALUES (?1, ?2, 1, ?3)",
+	[SQL_DEPLOYMENT_REF_SET_ACTIVE] =
+		"UPDATE deployment_ref SET active = ?2 WHERE deployment = ?1 "
+		"RETURNING version_id",
+	[SQL_DEPLOYMENT_REF_REMOVE] =
+		"DELETE FROM deployment_ref WHERE deployment = ?1 "
+		"RETURNING version_id",
 };

@@ -76,6 +76,38 @@ enum stmt_id {
 	SQL_COMPUTE_GET,
 	SQL_COMPUTE_LIST,
 	SQL_COMPUTE_SET_MAX,
+	SQL_MODEL_INSERT,
+	SQL_MODEL_ENSURE,
+	SQL_MODEL_GET,
+	SQL_MODEL_LIST,
+	SQL_MODEL_DELETE,
+	SQL_MODEL_TOUCH,
+	SQL_MODEL_NEXT_VERSION,
+	SQL_MODEL_VERSION_INSERT,
+	SQL_MODEL_VERSION_GET,
+	SQL_MODEL_VERSION_GET_BY_ID,
+	SQL_MODEL_VERSION_LIST,
+	SQL_MODEL_VERSIONS_OF_RUN,
+	SQL_MODEL_VERSION_DELETE,
+	SQL_MODEL_VERSION_TOUCH,
+	SQL_MODEL_FILE_INSERT,
+	SQL_MODEL_FILE_LIST,
+	SQL_MODEL_ORPHANS,
+	SQL_MODEL_BLOBS,
+	SQL_MODEL_ACTIVE_REFS,
+	SQL_MODEL_TAG_SET,
+	SQL_MODEL_TAG_DELETE,
+	SQL_MODEL_TAG_LIST,
+	SQL_MODEL_PROPERTY_INSERT,
+	SQL_MODEL_PROPERTY_GET,
+	SQL_MODEL_PROPERTY_LIST,
+	SQL_MODEL_ALIAS_SET,
+	SQL_MODEL_ALIAS_DELETE,
+	SQL_MODEL_ALIAS_GET,
+	SQL_MODEL_ALIAS_LIST,
+	SQL_DEPLOYMENT_REF_ADD,
+	SQL_DEPLOYMENT_REF_SET_ACTIVE,
+	SQL_DEPLOYMENT_REF_REMOVE,
 	SQL_STMT_COUNT
 };
 
@@ -158,6 +190,9 @@ int tag_set_locked(struct conn *c, int64_t run_id, const char *key,
 		   const char *value, size_t len, int64_t now);
 int property_add_locked(struct conn *c, int64_t run_id, const char *key,
 			const char *value, size_t len, int64_t now);
+
+/* annotation.c: STORE_OK when @key and @value make a valid tag/property. */
+int kv_check(const char *key, const char *value, size_t len);
 
 /* event.c: an event line, inside the caller's transaction. */
 int event_add_locked(struct conn *c, int64_t now, const char *fmt, ...)

@@ -38,7 +38,7 @@
 
 enum store_rc {
 	STORE_OK = 0,
-	STORE_NOT_FOUND = -1,	/* no such experiment, run, tag, metric */
+	STORE_NOT_FOUND = -1,	/* no such experiment, run, tag, metric, model */
 	STORE_EXISTS = -2,	/* the name is taken */
 	STORE_INVALID = -3,	/* bad name, value or status transition */
 	STORE_NOT_EMPTY = -4,	/* experiment still has runs */
@@ -49,6 +49,7 @@ enum store_rc {
 	STORE_TOO_NEW = -9,	/* workspace made by a newer mlfs */
 	STORE_CORRUPT = -10,	/* workspace database is damaged */
 	STORE_TOO_BIG = -11,	/* value over its size limit */
+	STORE_IN_USE = -12,	/* an active deployment uses the model version */
 };
 
 #define STORE_BUSY_TIMEOUT_MS 60000
@@ -56,7 +57,7 @@ enum store_rc {
 #define STORE_EVENTS_KEEP 10000	/* events kept; older ones are pruned */
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 
@@ -522,6 +523,11 @@ enum change_kind {
 	CHANGE_METRIC = 5,	/* points were appended; object_id = metric */
 	CHANGE_EVENTS = 6,
 	CHANGE_COMPUTE = 7,	/* a compute target's settings changed */
+	CHANGE_MODELS = 8,	/* a model was made or removed; object_id = model */
+	CHANGE_MODEL = 9,	/* a model, its versions, tags, properties,
+				 * aliases or deployment references changed;
+				 * object_id = model, run_id = the version's
+				 * source run (0 when none) */
 };
 
 struct store_change {

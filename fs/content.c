@@ -177,8 +177,16 @@ void version_bump_change(struct fs_ctx *ctx, const struct store_change *ch)
 		version_bump(ctx, DEP_EVENTS, 0);
 		break;
 	case CHANGE_MODELS:
+		version_bump(ctx, DEP_MODELS, 0);
+		version_bump(ctx, DEP_MODEL, ch->object_id);
+		break;
 	case CHANGE_MODEL:
-		/* no models/ tree in the mount yet (store layer only) */
+		version_bump(ctx, DEP_MODEL, ch->object_id);
+		/* the source run's run.json lists its model versions */
+		if (ch->run_id) {
+			version_bump(ctx, DEP_RUN, ch->run_id);
+			version_bump(ctx, DEP_EXPERIMENT, ch->experiment_id);
+		}
 		break;
 	}
 }
@@ -189,6 +197,7 @@ int64_t node_dep_id(const struct fs_node *n)
 	case DEP_EXPERIMENT: return n->id.exp_id;
 	case DEP_RUN: return n->id.run_id;
 	case DEP_METRIC: return n->id.obj_id;
+	case DEP_MODEL: return n->id.exp_id;	/* models.c: the model id */
 	default: return 0;
 	}
 }

@@ -46,6 +46,8 @@ enum dep_kind {
 	DEP_EVENTS,		/* the event log */
 	DEP_COMPUTES,		/* compute targets and their queues */
 	DEP_SNAPSHOTS,		/* the list of snapshots (bumped by watch.c) */
+	DEP_MODELS,		/* the list of models */
+	DEP_MODEL,		/* a model, its versions, tags and aliases */
 };
 
 uint64_t version_get(struct fs_ctx *ctx, enum dep_kind kind, int64_t id);
@@ -151,6 +153,10 @@ struct fs_kind {
 	int (*create)(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
 		      struct fs_ident *out);
 	int (*unlink)(struct fs_ctx *ctx, struct fs_node *dir, const char *name);
+	/* ln -s @target @name in this directory (e.g. a model alias). */
+	int (*symlink)(struct fs_ctx *ctx, struct fs_node *dir,
+		       const char *target, const char *name,
+		       struct fs_ident *out);
 	/*
 	 * Fill c: the bytes of a file, the target of a symlink, and mtime_ms
 	 * for every kind. NULL for directories whose times never change.
@@ -299,6 +305,11 @@ struct fs_ctx {
 	uid_t uid;
 	gid_t gid;
 	struct snap_trees *snap_trees;	/* snapshots.c: open snapshot trees */
+	/*
+	 * models: held from a registration's blob put to its store commit,
+	 * and from a version delete to the removal of its orphaned blobs.
+	 */
+	pthread_mutex_t model_lock;
 };
 
 /* inode.c */
@@ -412,6 +423,10 @@ extern const struct fs_kind kind_run_parent_link;
 extern const struct fs_kind kind_run_children;
 extern const struct fs_kind kind_run_area;
 extern const struct fs_kind kind_snapshots;
+extern const struct fs_kind kind_models;
+
+/* models.c: a version number as the tree spells it ("3"); 0 or -EINVAL. */
+int model_version_parse(const char *s, int64_t *out);
 
 /* Directory times: when their entries last changed. */
 int experiments_dir_render(struct fs_ctx *ctx, struct fs_node *node,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fs_internal.h"
+#include "mlfs/blob.h"
 #include "mlfs/compute.h"
 #include "mlfs/timefmt.h"
 
@@ -70,12 +71,17 @@ static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 	ctx->uid = getuid();
 	ctx->gid = getgid();
 	pthread_mutex_init(&ctx->carry_lock, NULL);
+	pthread_mutex_init(&ctx->model_lock, NULL);
 	pthread_cond_init(&ctx->carry_done, NULL);
 	rc = store_open(opt->workspace, STORE_CREATE, &ctx->st, err, sizeof(err));
 	if (rc != STORE_OK) {
 		fprintf(stderr, "mlfs: %s\n", err[0] ? err : store_strerror(rc));
 		return -1;
 	}
+	/* Temporaries of blob puts a dead process left (blob.h). */
+	if (blob_cleanup(store_dir(ctx->st), NULL) != STORE_OK)
+		fprintf(stderr, "mlfs: cannot clean '%s/blobs/tmp'\n",
+			store_dir(ctx->st));
 	if (asprintf(&ctx->cache_dir, "%s/cache", store_dir(ctx->st)) < 0) {
 		ctx->cache_dir = NULL;
 		goto out_close;
@@ -109,6 +115,7 @@ static void ctx_release(struct fs_ctx *ctx)
 	compute_local_free(ctx->compute);
 	pthread_cond_destroy(&ctx->carry_done);
 	pthread_mutex_destroy(&ctx->carry_lock);
+	pthread_mutex_destroy(&ctx->model_lock);
 	snapshots_ctx_release(ctx);
 	itable_release(&ctx->itable);
 	version_map_free(ctx->versions);

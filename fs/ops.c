@@ -317,8 +317,31 @@ static void refuse_make(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		       const char *name)
 {
-	(void)link;
-	refuse_make(req, parent, name, "symlink", "symbolic links");
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *dir, *n;
+	struct fs_ident id;
+	int rc;
+
+	dir = node_get(ctx, parent);
+	if (!dir || !dir->id.kind->symlink || dir->id.kind->erofs) {
+		node_put(ctx, dir);
+		refuse_make(req, parent, name, "symlink", "symbolic links");
+		return;
+	}
+	id = dir->id;
+	id.key = NULL;
+	id.obj_id = 0;
+	rc = dir->id.kind->symlink(ctx, dir, link, name, &id);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		goto out_put;
+	}
+	node_unhash_child(ctx, dir, name);	/* a moved alias: new target */
+	n = child_made(req, dir, name, &id);
+	if (n)
+		reply_entry(req, ctx, n);
+out_put:
+	node_put(ctx, dir);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,

@@ -134,6 +134,7 @@ static const struct fs_entry root_entries[] = {
 	{ "experiments", &kind_experiments, "one directory per experiment" },
 	{ "computes", &kind_computes, "compute targets: NAME/compute.json and NAME/queue; local always exists" },
 	{ "snapshots", &kind_snapshots, "one directory per snapshot of a run's source (read-only)" },
+	{ "models", &kind_models, "the model registry: NAME/N/ versions, NAME/latest, NAME/aliases/" },
 	{ NULL, NULL, NULL },
 };
 

@@ -149,6 +149,7 @@ expect_eq "README
 computes
 events
 experiments
+models
 snapshots
 workspace.json" "$(ls "$MNT")" "ls of the mount root"
 ls -l "$MNT" >"$TMP/root.ls"

@@ -1,0 +1,915 @@
+/*
+ * models.c - models/: the model registry (include/mlfs/models.h).
+ *
+ *   models/NAME/            mkdir makes an empty model; rmdir only without
+ *                           versions (ENOTEMPTY)
+ *   models/NAME/latest      -> N, the highest existing version
+ *   models/NAME/aliases/A   -> ../N; ln -s N sets, rm drops
+ *   models/NAME/N/          model.json, files/ (read-only), run -> the
+ *                           source run; rmdir deletes the version
+ *
+ * Identities: every node below models/NAME keeps the model's name in
+ * id.key and the model's id in id.exp_id; nodes at or below a version
+ * keep the version's internal id in id.run_id. (The fields are the
+ * generic ones of struct fs_ident; in this tree they mean the above.)
+ * A model removed and made again has a new id, so old nodes never
+ * resolve to the new model.
+ *
+ * Caching: a model's directories and metadata depend on DEP_MODEL (the
+ * model id), models/ on DEP_MODELS. A version's files never change: the
+ * files/ tree is DEP_NONE (long timeouts, kept pages) and read straight
+ * from the blobs' descriptors.
+ *
+ * Blobs: deleting a version hands back the blobs no version uses any
+ * more, which are removed here. The delete and the removal run under
+ * ctx->model_lock, the same lock registrations hold from their blob put
+ * to their store commit, so a registration of the same content cannot
+ * see its blob vanish between the two (models.h, invariant 4).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs_internal.h"
+#include "mlfs/blob.h"
+#include "mlfs/jsonw.h"
+#include "mlfs/models.h"
+#include "mlfs/parse.h"
+
+extern const struct fs_kind kind_model;
+extern const struct fs_kind kind_model_version;
+extern const struct fs_kind kind_model_aliases;
+static const struct fs_kind kind_model_alias;
+static const struct fs_kind kind_vfiles;
+static const struct fs_kind kind_vdir;
+static const struct fs_kind kind_vfile;
+static const struct fs_kind kind_vexec;
+
+/*
+ * A version number as the tree spells it: digits without a leading zero,
+ * 1 to 10^15. 0 and the number, or -EINVAL.
+ */
+int model_version_parse(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+	size_t i;
+
+	if (!s[0] || s[0] == '0')
+		return -EINVAL;
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9' || i >= 15)
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* ---- models/ ------------------------------------------------------------- */
+
+static int models_lookup(struct fs_ctx *ctx, struct fs_node *dir,
+			 const char *name, struct fs_ident *out)
+{
+	struct store_model m;
+	int rc;
+
+	(void)dir;
+	if (!name_is_valid(name, strlen(name)))
+		return -ENOENT;
+	rc = store_model_get(ctx->st, name, &m);
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	out->kind = &kind_model;
+	out->key = name;
+	out->exp_id = m.id;
+	out->run_id = 0;
+	store_model_release(&m);
+	return 0;
+}
+
+static int model_entry(void *arg, const struct store_model *m)
+{
+	struct fs_ident id = { .kind = &kind_model, .key = m->name,
+			       .exp_id = m->id };
+
+	return dirlist_add(arg, m->name, &id, m->updated_ms) < 0;
+}
+
+static int models_list(struct fs_ctx *ctx, struct fs_node *dir,
+		       struct dirlist *dl)
+{
+	int rc = store_model_list(ctx->st, model_entry, dl);
+
+	(void)dir;
+	if (rc == 1)
+		return -ENOMEM;
+	return -fs_errno(rc);
+}
+
+static int models_mkdir(struct fs_ctx *ctx, struct fs_node *dir,
+			const char *name, struct fs_ident *out)
+{
+	struct store_model m;
+	int rc;
+
+	if (!name_is_valid(name, strlen(name)))
+		return fs_refuse(ctx, "mkdir", dir, name, EINVAL,
+				 "invalid model name '%s'", name);
+	rc = store_model_create(ctx->st, name, &m);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "mkdir", dir, name, fs_errno(rc),
+				 "cannot make model '%s': %s", name,
+				 store_strerror(rc));
+	version_bump(ctx, DEP_MODELS, 0);
+	version_bump(ctx, DEP_MODEL, m.id);
+	out->kind = &kind_model;
+	out->key = name;
+	out->exp_id = m.id;
+	out->run_id = 0;
+	store_model_release(&m);
+	return 0;
+}
+
+static int models_rmdir(struct fs_ctx *ctx, struct fs_node *dir,
+			const char *name)
+{
+	int rc = store_model_delete(ctx->st, name);
+
+	if (rc == STORE_NOT_EMPTY)
+		return fs_refuse(ctx, "rmdir", dir, name, ENOTEMPTY,
+				 "model '%s' has versions: delete them first",
+				 name);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "rmdir", dir, name, fs_errno(rc),
+				 "cannot remove model '%s': %s", name,
+				 store_strerror(rc));
+	version_bump(ctx, DEP_MODELS, 0);
+	return 0;
+}
+
+static int models_render(struct fs_ctx *ctx, struct fs_node *node,
+			 struct content *c)
+{
+	(void)node;
+	c->mtime_ms = ctx->mount_ms;
+	return 0;
+}
+
+/* ---- models/NAME/ ------------------------------------------------------ */
+
+static int model_dir_render(struct fs_ctx *ctx, struct fs_node *node,
+			    struct content *c)
+{
+	struct store_model m;
+	int rc = store_model_get(ctx->st, node->id.key, &m);
+
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	c->mtime_ms = m.updated_ms;
+	store_model_release(&m);
+	return 0;
+}
+
+static int version_ident(struct fs_ctx *ctx, const char *model, int64_t num,
+			 struct fs_ident *out)
+{
+	struct store_model_version v;
+	int rc = store_model_version_get(ctx->st, model, num, &v);
+
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	out->kind = &kind_model_version;
+	out->exp_id = v.model_id;
+	out->run_id = v.id;
+	store_model_version_release(&v);
+	return 0;
+}
+
+static int model_lookup(struct fs_ctx *ctx, struct fs_node *dir,
+			const char *name, struct fs_ident *out)
+{
+	int64_t num;
+
+	if (model_version_parse(name, &num) < 0)
+		return -ENOENT;
+	out->key = dir->id.key;
+	return version_ident(ctx, dir->id.key, num, out);
+}
+
+struct version_listing {
+	struct dirlist *dl;
+	const char *model;
+};
+
+static int version_entry(void *arg, const struct store_model_version *v)
+{
+	struct version_listing *vl = arg;
+	struct fs_ident id = { .kind = &kind_model_version, .key = vl->model,
+			       .exp_id = v->model_id, .run_id = v->id };
+	char num[24];
+
+	snprintf(num, sizeof(num), "%lld", (long long)v->version);
+	return dirlist_add(vl->dl, num, &id, v->updated_ms) < 0;
+}
+
+static int model_list(struct fs_ctx *ctx, struct fs_node *dir,
+		      struct dirlist *dl)
+{
+	struct version_listing vl = { dl, dir->id.key };
+	int rc = store_model_version_list(ctx->st, dir->id.key, version_entry,
+					  &vl);
+
+	if (rc == 1)
+		return -ENOMEM;
+	/* dirlist keeps key pointing into the name: fix it to the model */
+	for (size_t i = 0; i < dl->n; i++)
+		if (dl->v[i].id.kind == &kind_model_version)
+			dl->v[i].id.key = dir->id.key;
+	return -fs_errno(rc);
+}
+
+/* rmdir models/NAME/N: delete the version, then its orphaned blobs. */
+static int model_rmdir(struct fs_ctx *ctx, struct fs_node *dir,
+		       const char *name)
+{
+	struct store_hex_list orphans = { 0, NULL };
+	int64_t num;
+	int rc;
+
+	if (model_version_parse(name, &num) < 0)
+		return fs_refuse(ctx, "rmdir", dir, name, EPERM,
+				 "'%s' is part of the model's layout and cannot "
+				 "be removed", name);
+	pthread_mutex_lock(&ctx->model_lock);
+	rc = store_model_version_delete(ctx->st, dir->id.key, num, &orphans);
+	for (size_t i = 0; rc == STORE_OK && i < orphans.n; i++) {
+		int brc = blob_remove(store_dir(ctx->st), orphans.hex[i]);
+
+		if (brc != STORE_OK)	/* left for the cleanup at mount */
+			fprintf(stderr, "mlfs: cannot remove blob '%s': %s\n",
+				orphans.hex[i], store_strerror(brc));
+	}
+	pthread_mutex_unlock(&ctx->model_lock);
+	store_hex_list_release(&orphans);
+	if (rc == STORE_IN_USE)
+		return fs_refuse(ctx, "rmdir", dir, name, EBUSY,
+				 "version %s of model '%s' is used by an "
+				 "active deployment", name, dir->id.key);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "rmdir", dir, name, fs_errno(rc),
+				 "cannot delete version %s of model '%s': %s",
+				 name, dir->id.key, store_strerror(rc));
+	version_bump(ctx, DEP_MODEL, dir->id.exp_id);
+	version_bump(ctx, DEP_MODELS, 0);
+	return 0;
+}
+
+static int model_latest_present(struct fs_ctx *ctx, const struct fs_ident *dir)
+{
+	int64_t v;
+
+	return store_model_latest(ctx->st, dir->key, &v) == STORE_OK;
+}
+
+static int model_latest_render(struct fs_ctx *ctx, struct fs_node *node,
+			       struct content *c)
+{
+	struct store_model m;
+	struct sink s;
+	int rc = store_model_get(ctx->st, node->id.key, &m);
+
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+
+	if (m.latest <= 0) {
+		store_model_release(&m);
+		return -ENOENT;
+	}
+	sink_begin(&s, ctx, c, 0);
+	strbuf_addf(s.sb, "%lld", (long long)m.latest);
+	c->mtime_ms = m.updated_ms;
+	store_model_release(&m);
+	return sink_end(&s);
+}
+
+/* ---- models/NAME/aliases/ ------------------------------------------------ */
+
+static int aliases_lookup(struct fs_ctx *ctx, struct fs_node *dir,
+			  const char *name, struct fs_ident *out)
+{
+	int64_t v;
+	int rc = store_model_alias_get(ctx->st, dir->id.key, name, &v);
+
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	out->kind = &kind_model_alias;
+	out->key = dir->id.key;
+	return 0;
+}
+
+struct alias_listing {
+	struct dirlist *dl;
+	const struct fs_ident *dir;
+};
+
+static int alias_entry(void *arg, const char *alias, int64_t version)
+{
+	struct alias_listing *al = arg;
+	struct fs_ident id = *al->dir;
+
+	(void)version;
+	id.kind = &kind_model_alias;
+	id.key = NULL;
+	return dirlist_add(al->dl, alias, &id, 0) < 0;
+}
+
+static int aliases_list(struct fs_ctx *ctx, struct fs_node *dir,
+			struct dirlist *dl)
+{
+	struct alias_listing al = { dl, &dir->id };
+	int rc = store_model_alias_list(ctx->st, dir->id.key, alias_entry, &al);
+
+	if (rc == 1)
+		return -ENOMEM;
+	for (size_t i = 0; i < dl->n; i++)
+		dl->v[i].id.key = dir->id.key;
+	return -fs_errno(rc);
+}
+
+/* ln -s N aliases/ALIAS (or ../N): sets or moves the alias. */
+static int aliases_symlink(struct fs_ctx *ctx, struct fs_node *dir,
+			   const char *target, const char *name,
+			   struct fs_ident *out)
+{
+	int64_t num;
+	int rc;
+
+	if (strncmp(target, "../", 3) == 0)
+		target += 3;
+	if (model_version_parse(target, &num) < 0)
+		return fs_refuse(ctx, "symlink", dir, name, EINVAL,
+				 "alias target '%s' is not a version number "
+				 "(N or ../N)", target);
+	rc = store_model_alias_set(ctx->st, dir->id.key, name, num);
+	if (rc == STORE_INVALID)
+		return fs_refuse(ctx, "symlink", dir, name, EINVAL,
+				 "invalid alias '%s' (\"latest\", vN and "
+				 "numbers are reserved)", name);
+	if (rc == STORE_NOT_FOUND)
+		return fs_refuse(ctx, "symlink", dir, name, ENOENT,
+				 "model '%s' has no version %lld", dir->id.key,
+				 (long long)num);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "symlink", dir, name, fs_errno(rc),
+				 "cannot set alias '%s': %s", name,
+				 store_strerror(rc));
+	version_bump(ctx, DEP_MODEL, dir->id.exp_id);
+	out->kind = &kind_model_alias;
+	out->key = dir->id.key;
+	return 0;
+}
+
+static int aliases_unlink(struct fs_ctx *ctx, struct fs_node *dir,
+			  const char *name)
+{
+	int rc = store_model_alias_delete(ctx->st, dir->id.key, name);
+
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "unlink", dir, name, fs_errno(rc),
+				 "cannot drop alias '%s': %s", name,
+				 store_strerror(rc));
+	version_bump(ctx, DEP_MODEL, dir->id.exp_id);
+	return 0;
+}
+
+static int alias_render(struct fs_ctx *ctx, struct fs_node *node,
+			struct content *c)
+{
+	struct sink s;
+	int64_t v;
+	int rc = store_model_alias_get(ctx->st, node->id.key, node->name, &v);
+
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	rc = model_dir_render(ctx, node, c);
+	if (rc < 0)
+		return rc;
+	sink_begin(&s, ctx, c, 0);
+	strbuf_addf(s.sb, "../%lld", (long long)v);
+	return sink_end(&s);
+}
+
+/* ---- models/NAME/N/ ------------------------------------------------------- */
+
+static int mversion_get(struct fs_ctx *ctx, const struct fs_node *node,
+		       struct store_model_version *v)
+{
+	return -fs_errno(store_model_version_get_by_id(ctx->st,
+						       node->id.run_id, v));
+}
+
+static int version_dir_render(struct fs_ctx *ctx, struct fs_node *node,
+			      struct content *c)
+{
+	struct store_model_version v;
+	int rc = mversion_get(ctx, node, &v);
+
+	if (rc < 0)
+		return rc;
+	c->mtime_ms = v.updated_ms;
+	store_model_version_release(&v);
+	return 0;
+}
+
+static int json_kv(void *arg, const struct store_kv *kv)
+{
+	struct jsonw *w = arg;
+
+	jsonw_key(w, kv->key);
+	jsonw_string_len(w, kv->value, kv->len);
+	return 0;
+}
+
+static int json_file(void *arg, const struct store_model_file *f)
+{
+	struct jsonw *w = arg;
+
+	jsonw_object_begin(w);
+	jsonw_key(w, "path");
+	jsonw_string(w, f->path);
+	jsonw_key(w, "size");
+	jsonw_int(w, f->size);
+	jsonw_key(w, "sha256");
+	jsonw_string(w, f->blob);
+	jsonw_object_end(w);
+	return 0;
+}
+
+/* "experiments/E/runs/ID" of run @run_id, for model.json and run links. */
+static int run_path(struct fs_ctx *ctx, int64_t run_id, struct strbuf *out)
+{
+	struct store_run r;
+	struct store_experiment e;
+	int rc = store_run_get(ctx->st, run_id, &r);
+
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	rc = store_experiment_get_by_id(ctx->st, r.experiment_id, &e);
+	if (rc != STORE_OK) {
+		store_run_release(&r);
+		return -fs_errno(rc);
+	}
+	strbuf_addf(out, "experiments/%s/runs/%s", e.name, r.name);
+	store_experiment_release(&e);
+	store_run_release(&r);
+	return out->err;
+}
+
+static int model_json_render(struct fs_ctx *ctx, struct fs_node *node,
+			     struct content *c)
+{
+	struct store_model_version v;
+	struct strbuf run = STRBUF_INIT;
+	struct jsonw w;
+	struct sink s;
+	int rc = mversion_get(ctx, node, &v);
+
+	if (rc < 0)
+		return rc;
+	if (v.run_id) {
+		rc = run_path(ctx, v.run_id, &run);
+		if (rc < 0)
+			goto out;
+	}
+	sink_begin(&s, ctx, c, 0);
+	jsonw_init(&w, s.sb, 1);
+	jsonw_object_begin(&w);
+	jsonw_key(&w, "name");
+	jsonw_string(&w, v.model);
+	jsonw_key(&w, "version");
+	jsonw_int(&w, v.version);
+	jsonw_key(&w, "created");
+	jsonw_time(&w, v.created_ms);
+	jsonw_key(&w, "description");
+	jsonw_string(&w, v.description);
+	jsonw_key(&w, "tags");
+	jsonw_object_begin(&w);
+	rc = store_model_tag_list(ctx->st, v.id, json_kv, &w);
+	jsonw_object_end(&w);
+	jsonw_key(&w, "properties");
+	jsonw_object_begin(&w);
+	if (rc == STORE_OK)
+		rc = store_model_property_list(ctx->st, v.id, json_kv, &w);
+	jsonw_object_end(&w);
+	jsonw_key(&w, "framework");
+	if (v.framework)
+		jsonw_string(&w, v.framework);
+	else
+		jsonw_null(&w);
+	jsonw_key(&w, "run");
+	if (v.run_id)
+		jsonw_string(&w, strbuf_str(&run));
+	else
+		jsonw_null(&w);
+	jsonw_key(&w, "files");
+	jsonw_array_begin(&w);
+	if (rc == STORE_OK)
+		rc = store_model_files(ctx->st, v.id, json_file, &w);
+	jsonw_array_end(&w);
+	jsonw_object_end(&w);
+	if (rc != STORE_OK) {
+		content_release(c);
+		rc = -fs_errno(rc);
+		goto out;
+	}
+	c->mtime_ms = v.updated_ms;
+	rc = sink_end(&s);
+out:
+	strbuf_release(&run);
+	store_model_version_release(&v);
+	return rc;
+}
+
+static int version_run_present(struct fs_ctx *ctx, const struct fs_ident *dir)
+{
+	struct store_model_version v;
+	int has;
+
+	if (store_model_version_get_by_id(ctx->st, dir->run_id, &v) != STORE_OK)
+		return 0;
+	has = v.run_id != 0;
+	store_model_version_release(&v);
+	return has;
+}
+
+/* run -> ../../../experiments/E/runs/ID (from models/NAME/N). */
+static int version_run_render(struct fs_ctx *ctx, struct fs_node *node,
+			      struct content *c)
+{
+	struct store_model_version v;
+	struct sink s;
+	int rc = mversion_get(ctx, node, &v);
+
+	if (rc < 0)
+		return rc;
+	sink_begin(&s, ctx, c, 0);
+	strbuf_addstr(s.sb, "../../../");
+	rc = v.run_id ? run_path(ctx, v.run_id, s.sb) : -ENOENT;
+	c->mtime_ms = v.created_ms;
+	store_model_version_release(&v);
+	if (rc < 0) {
+		content_release(c);
+		return rc;
+	}
+	return sink_end(&s);
+}
+
+/* ---- models/NAME/N/files/... ----------------------------------------------- */
+
+/* @n's path inside the version ("" for files/ itself). */
+static int vfile_path(const struct fs_node *n, struct strbuf *path)
+{
+	const char *names[256];
+	size_t depth = 0;
+
+	for (; n && n->id.kind != &kind_vfiles; n = n->parent) {
+		if (depth == sizeof(names) / sizeof(names[0]))
+			return -ENAMETOOLONG;
+		names[depth++] = n->name;
+	}
+	if (!n)
+		return -EIO;	/* the kinds form a tree: cannot happen */
+	while (depth--) {
+		strbuf_addstr(path, names[depth]);
+		if (depth)
+			strbuf_addch(path, '/');
+	}
+	return path->err;
+}
+
+/*
+ * Finds what @path names among a version's files: the file itself, or a
+ * directory (a prefix of some file's path); with @list, adds every child
+ * of the directory @path to it, once each.
+ */
+struct vfind {
+	const char *path;	/* "" for the root */
+	size_t plen;
+	int found;		/* 1 file, 2 directory */
+	struct store_model_file file;
+	char blob[BLOB_HEX_LEN + 1];
+	struct dirlist *list;
+	const struct fs_ident *dir;
+	char last[MODEL_FILE_PATH_MAX + 1];	/* last child listed */
+};
+
+static int vfind_one(void *arg, const struct store_model_file *f)
+{
+	struct vfind *vf = arg;
+	const char *rest, *slash;
+	size_t nlen;
+
+	if (vf->plen) {
+		if (strncmp(f->path, vf->path, vf->plen) != 0)
+			return 0;
+		if (f->path[vf->plen] == '\0') {
+			vf->found = 1;
+			vf->file = *f;
+			snprintf(vf->blob, sizeof(vf->blob), "%s", f->blob);
+			vf->file.blob = vf->blob;
+			vf->file.path = NULL;
+			return 0;
+		}
+		if (f->path[vf->plen] != '/')
+			return 0;
+		rest = f->path + vf->plen + 1;
+	} else {
+		rest = f->path;
+	}
+	vf->found = 2;
+	if (!vf->list)
+		return 0;
+	slash = strchr(rest, '/');
+	nlen = slash ? (size_t)(slash - rest) : strlen(rest);
+	/* files come in path order: children sharing a name are adjacent */
+	if (strlen(vf->last) == nlen && memcmp(vf->last, rest, nlen) == 0)
+		return 0;
+	memcpy(vf->last, rest, nlen);
+	vf->last[nlen] = '\0';
+	{
+		struct fs_ident id = *vf->dir;
+
+		id.kind = slash ? &kind_vdir
+				: (f->mode & 0111) ? &kind_vexec : &kind_vfile;
+		id.key = NULL;
+		if (dirlist_add(vf->list, vf->last, &id, 0) < 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int vfind(struct fs_ctx *ctx, int64_t version_id, struct vfind *vf)
+{
+	int rc = store_model_files(ctx->st, version_id, vfind_one, vf);
+
+	if (rc == 1)
+		return -ENOMEM;
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	return vf->found ? 0 : -ENOENT;
+}
+
+static int vdir_lookup(struct fs_ctx *ctx, struct fs_node *dir,
+		       const char *name, struct fs_ident *out)
+{
+	struct strbuf path = STRBUF_INIT;
+	struct vfind *vf;
+	int rc = vfile_path(dir, &path);
+
+	if (rc == 0 && path.len)
+		strbuf_addch(&path, '/');
+	if (rc == 0)
+		rc = strbuf_addstr(&path, name);
+	vf = calloc(1, sizeof(*vf));
+	if (!vf)
+		rc = -ENOMEM;
+	if (rc < 0)
+		goto out;
+	vf->path = path.buf;
+	vf->plen = path.len;
+	rc = vfind(ctx, dir->id.run_id, vf);
+	if (rc == 0) {
+		out->kind = vf->found == 2 ? &kind_vdir
+			    : (vf->file.mode & 0111) ? &kind_vexec
+			    : &kind_vfile;
+		out->key = dir->id.key;
+	}
+out:
+	free(vf);
+	strbuf_release(&path);
+	return rc;
+}
+
+static int vdir_list(struct fs_ctx *ctx, struct fs_node *dir,
+		     struct dirlist *dl)
+{
+	struct strbuf path = STRBUF_INIT;
+	struct vfind *vf = calloc(1, sizeof(*vf));
+	int rc = vf ? vfile_path(dir, &path) : -ENOMEM;
+
+	if (rc < 0)
+		goto out;
+	vf->path = strbuf_str(&path);
+	vf->plen = path.len;
+	vf->list = dl;
+	vf->dir = &dir->id;
+	rc = vfind(ctx, dir->id.run_id, vf);
+	if (rc == -ENOENT && !path.len)
+		rc = 0;		/* a version without files */
+	for (size_t i = 0; i < dl->n; i++)
+		dl->v[i].id.key = dir->id.key;
+out:
+	free(vf);
+	strbuf_release(&path);
+	return rc;
+}
+
+/* The file @node names: its blob and size. */
+static int vfile_find(struct fs_ctx *ctx, struct fs_node *node,
+		      struct vfind *vf)
+{
+	struct strbuf path = STRBUF_INIT;
+	int rc = vfile_path(node, &path);
+
+	if (rc == 0) {
+		vf->path = strbuf_str(&path);
+		vf->plen = path.len;
+		rc = vfind(ctx, node->id.run_id, vf);
+		if (rc == 0 && vf->found != 1)
+			rc = -EISDIR;
+	}
+	strbuf_release(&path);
+	return rc;
+}
+
+static int vfile_open(struct fs_ctx *ctx, struct fs_node *node, int *fd)
+{
+	struct vfind *vf = calloc(1, sizeof(*vf));
+	int rc = vf ? vfile_find(ctx, node, vf) : -ENOMEM;
+
+	if (rc == 0)
+		rc = -fs_errno(blob_open(store_dir(ctx->st), vf->blob, fd));
+	free(vf);
+	return rc;
+}
+
+static int vfile_stat(struct fs_ctx *ctx, struct fs_node *node,
+		      struct stat *st)
+{
+	struct store_model_version v;
+	struct vfind *vf = calloc(1, sizeof(*vf));
+	int rc = vf ? vfile_find(ctx, node, vf) : -ENOMEM;
+
+	if (rc == 0)
+		rc = mversion_get(ctx, node, &v);
+	if (rc == 0) {
+		st->st_size = (off_t)vf->file.size;
+		st->st_mtim.tv_sec = v.created_ms / 1000;
+		st->st_mtim.tv_nsec = (v.created_ms % 1000) * 1000000;
+		store_model_version_release(&v);
+	}
+	free(vf);
+	return rc;
+}
+
+static int vdir_render(struct fs_ctx *ctx, struct fs_node *node,
+		       struct content *c)
+{
+	struct store_model_version v;
+	int rc = mversion_get(ctx, node, &v);
+
+	if (rc < 0)
+		return rc;
+	c->mtime_ms = v.created_ms;
+	store_model_version_release(&v);
+	return 0;
+}
+
+/* ---- the kinds ---------------------------------------------------------------- */
+
+static const struct fs_kind kind_vfile = {
+	.name = "model file",
+	.mode = S_IFREG | 0444,
+	.dep = DEP_NONE,
+	.backing_open = vfile_open,
+	.stat = vfile_stat,
+	.erofs = 1,
+};
+
+static const struct fs_kind kind_vexec = {
+	.name = "model executable",
+	.mode = S_IFREG | 0555,
+	.dep = DEP_NONE,
+	.backing_open = vfile_open,
+	.stat = vfile_stat,
+	.erofs = 1,
+};
+
+static const struct fs_kind kind_vdir = {
+	.name = "model directory",
+	.mode = S_IFDIR | 0555,
+	.dep = DEP_NONE,
+	.lookup = vdir_lookup,
+	.list = vdir_list,
+	.render = vdir_render,
+	.erofs = 1,
+};
+
+static const struct fs_kind kind_vfiles = {
+	.name = "model files",
+	.mode = S_IFDIR | 0555,
+	.dep = DEP_NONE,
+	.lookup = vdir_lookup,
+	.list = vdir_list,
+	.render = vdir_render,
+	.erofs = 1,
+	.dyn_name = "PATH",
+	.dyn_kind = &kind_vfile,
+	.dyn_help = "the version's files as registered (read-only: EROFS)",
+};
+
+static const struct fs_kind kind_model_json = {
+	.name = "model.json",
+	.mode = S_IFREG | 0444,
+	.dep = DEP_MODEL,
+	.render = model_json_render,
+};
+
+static const struct fs_kind kind_version_run = {
+	.name = "model run link",
+	.mode = S_IFLNK | 0777,
+	.dep = DEP_MODEL,
+	.render = version_run_render,
+	.present = version_run_present,
+};
+
+static const struct fs_entry version_entries[] = {
+	{ "model.json", &kind_model_json, "name, version, created, description, tags, properties, framework, run, files (path, size, sha256)" },
+	{ "files", &kind_vfiles, "the version's files, read-only" },
+	{ "run", &kind_version_run, "the run the version was registered from (when any)" },
+	{ NULL, NULL, NULL },
+};
+
+const struct fs_kind kind_model_version = {
+	.name = "model version",
+	.mode = S_IFDIR | 0555,
+	.dep = DEP_MODEL,
+	.entries = version_entries,
+	.render = version_dir_render,
+};
+
+static const struct fs_kind kind_model_alias = {
+	.name = "model alias",
+	.mode = S_IFLNK | 0777,
+	.dep = DEP_MODEL,
+	.render = alias_render,
+};
+
+const struct fs_kind kind_model_aliases = {
+	.name = "model aliases",
+	.mode = S_IFDIR | 0755,
+	.dep = DEP_MODEL,
+	.lookup = aliases_lookup,
+	.list = aliases_list,
+	.symlink = aliases_symlink,
+	.unlink = aliases_unlink,
+	.render = model_dir_render,
+	.dyn_name = "ALIAS",
+	.dyn_kind = &kind_model_alias,
+	.dyn_help = "-> ../N: ln -s N sets or moves, rm drops; \"latest\" and vN are refused",
+};
+
+static const struct fs_kind kind_model_latest = {
+	.name = "model latest",
+	.mode = S_IFLNK | 0777,
+	.dep = DEP_MODEL,
+	.render = model_latest_render,
+	.present = model_latest_present,
+};
+
+static const struct fs_entry model_entries[] = {
+	{ "latest", &kind_model_latest, "-> N, the highest version" },
+	{ "aliases", &kind_model_aliases, "named versions" },
+	{ NULL, NULL, NULL },
+};
+
+const struct fs_kind kind_model = {
+	.name = "model",
+	.mode = S_IFDIR | 0755,
+	.dep = DEP_MODEL,
+	.entries = model_entries,
+	.lookup = model_lookup,
+	.list = model_list,
+	.rmdir = model_rmdir,
+	.render = model_dir_render,
+	.dyn_name = "N",
+	.dyn_kind = &kind_model_version,
+	.dyn_help = "a version: rmdir deletes it (numbers are never reused)",
+};
+
+const struct fs_kind kind_models = {
+	.name = "models",
+	.mode = S_IFDIR | 0755,
+	.dep = DEP_MODELS,
+	.lookup = models_lookup,
+	.list = models_list,
+	.mkdir = models_mkdir,
+	.rmdir = models_rmdir,
+	.render = models_render,
+	.dyn_name = "NAME",
+	.dyn_kind = &kind_model,
+	.dyn_help = "a model: mkdir makes one, rmdir removes one without versions",
+};

@@ -424,6 +424,7 @@ extern const struct fs_kind kind_run_children;
 extern const struct fs_kind kind_run_area;
 extern const struct fs_kind kind_snapshots;
 extern const struct fs_kind kind_models;
+extern const struct fs_kind kind_model_register;
 
 /* models.c: a version number as the tree spells it ("3"); 0 or -EINVAL. */
 int model_version_parse(const char *s, int64_t *out);

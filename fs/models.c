@@ -900,10 +900,16 @@ const struct fs_kind kind_model = {
 	.dyn_help = "a version: rmdir deletes it (numbers are never reused)",
 };
 
+static const struct fs_entry models_entries[] = {
+	{ "register", &kind_model_register, "special: write a registration request (JSON) -> a new version; read back \"NAME N\"" },
+	{ NULL, NULL, NULL },
+};
+
 const struct fs_kind kind_models = {
 	.name = "models",
 	.mode = S_IFDIR | 0755,
 	.dep = DEP_MODELS,
+	.entries = models_entries,
 	.lookup = models_lookup,
 	.list = models_list,
 	.mkdir = models_mkdir,

@@ -35,6 +35,7 @@
 
 #include "fs_internal.h"
 #include "mlfs/blob.h"
+#include "mlfs/fileio.h"
 #include "mlfs/jsonw.h"
 #include "mlfs/models.h"
 #include "mlfs/parse.h"
@@ -43,6 +44,7 @@ extern const struct fs_kind kind_model;
 extern const struct fs_kind kind_model_version;
 extern const struct fs_kind kind_model_aliases;
 static const struct fs_kind kind_model_alias;
+static const struct fs_kind kind_model_drop;
 static const struct fs_kind kind_vfiles;
 static const struct fs_kind kind_vdir;
 static const struct fs_kind kind_vfile;
@@ -294,6 +296,140 @@ static int model_latest_render(struct fs_ctx *ctx, struct fs_node *node,
 	store_model_release(&m);
 	return sink_end(&s);
 }
+
+/*
+ * ---- a file dropped into models/NAME/ --------------------------------------
+ *
+ * create gives a node only the writer's handle knows (the name does not
+ * resolve for anyone else: model_lookup knows versions only, and the
+ * create's entry timeout is 0). Writes go to an unnamed O_TMPFILE in the
+ * workspace's cache/, held in h->backing_fd. The first flush after a
+ * write (the writer's close) puts the bytes as a blob and registers a
+ * single-file version, so the version exists once close() returns, whole.
+ * A write that failed leaves no version; a daemon killed meanwhile
+ * leaves nothing (the temporary file has no name). Writes after that
+ * flush fail with EIO: one version per open.
+ */
+
+static int model_create(struct fs_ctx *ctx, struct fs_node *dir,
+			const char *name, struct fs_ident *out)
+{
+	int64_t num;
+
+	if (!name_is_valid(name, strlen(name)) ||
+	    model_version_parse(name, &num) == 0)
+		return fs_refuse(ctx, "create", dir, name, EINVAL,
+				 "invalid file name '%s' for a new version "
+				 "(a name, not a number)", name);
+	out->kind = &kind_model_drop;
+	out->key = dir->id.key;
+	out->exp_id = dir->id.exp_id;
+	out->run_id = 0;
+	return 0;
+}
+
+static int drop_write(struct fs_ctx *ctx, struct fs_handle *h,
+		      const char *buf, size_t len, off_t off)
+{
+	int rc;
+
+	if (h->acted)
+		return fs_refuse(ctx, "write", h->node, NULL, EIO,
+				 "the version was registered at the first "
+				 "close; write a new file for a new version");
+	if (h->backing_fd < 0) {
+		h->backing_fd = open(ctx->cache_dir,
+				     O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (h->backing_fd < 0) {
+			h->act_err = errno;
+			return -h->act_err;
+		}
+	}
+	h->wrote = 1;
+	rc = pwrite_all(h->backing_fd, buf, len, (uint64_t)off);
+	if (rc < 0) {
+		h->act_err = -rc;
+		return rc;
+	}
+	return (int)len;
+}
+
+static int drop_register(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	struct store_model_file f = { .path = h->node->name, .mode = 0644 };
+	struct model_version_spec spec = { .files = &f, .nfiles = 1 };
+	struct store_model_version v;
+	struct blob_ref ref;
+	char err[512] = "";
+	int rc;
+
+	if (lseek(h->backing_fd, 0, SEEK_SET) < 0)
+		return -errno;
+	pthread_mutex_lock(&ctx->model_lock);
+	rc = blob_put_fd(store_dir(ctx->st), h->backing_fd, &ref, err,
+			 sizeof(err));
+	if (rc == STORE_OK) {
+		f.blob = ref.hex;
+		f.size = (int64_t)ref.size;
+		rc = store_model_register(ctx->st, h->node->id.key, &spec, &v);
+		if (rc != STORE_OK && !ref.existed)
+			blob_remove(store_dir(ctx->st), ref.hex);
+	}
+	pthread_mutex_unlock(&ctx->model_lock);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "close", h->node, NULL, fs_errno(rc),
+				 "cannot register '%s' as a new version of "
+				 "model '%s': %s", h->node->name,
+				 h->node->id.key,
+				 err[0] ? err : store_strerror(rc));
+	version_bump(ctx, DEP_MODELS, 0);
+	version_bump(ctx, DEP_MODEL, v.model_id);
+	version_bump(ctx, DEP_EVENTS, 0);
+	store_model_version_release(&v);
+	return 0;
+}
+
+static int drop_flush(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	int rc;
+
+	if (!h->wrote || h->acted || h->backing_fd < 0)
+		return 0;
+	h->acted = 1;
+	if (h->act_err)
+		return fs_refuse(ctx, "close", h->node, NULL, h->act_err,
+				 "a write failed: no version registered");
+	rc = drop_register(ctx, h);
+	/* the name was never the writer's to keep: versions are N/ */
+	node_unhash_child(ctx, h->node->parent, h->node->name);
+	return rc;
+}
+
+static int drop_stat(struct fs_ctx *ctx, struct fs_node *node,
+		     struct stat *st)
+{
+	(void)node;
+	st->st_size = 0;
+	st->st_mtim.tv_sec = ctx->mount_ms / 1000;
+	return 0;
+}
+
+static int drop_truncate(struct fs_ctx *ctx, struct fs_node *node, off_t size)
+{
+	(void)ctx;
+	(void)node;
+	return size == 0 ? 0 : -EINVAL;
+}
+
+static const struct fs_kind kind_model_drop = {
+	.name = "new model file",
+	.mode = S_IFREG | 0644,
+	.dep = DEP_MODEL,
+	.write = drop_write,
+	.flush = drop_flush,
+	.stat = drop_stat,
+	.truncate = drop_truncate,
+};
 
 /* ---- models/NAME/aliases/ ------------------------------------------------ */
 
@@ -894,6 +1030,7 @@ const struct fs_kind kind_model = {
 	.lookup = model_lookup,
 	.list = model_list,
 	.rmdir = model_rmdir,
+	.create = model_create,
 	.render = model_dir_render,
 	.dyn_name = "N",
 	.dyn_kind = &kind_model_version,

@@ -1,0 +1,139 @@
+#!/bin/bash
+# The model registry through the mount: models/register, mkdir/rmdir,
+# versions, model.json, read-only files/, aliases, single-file drops.
+. "$(dirname "$0")/lib.sh"
+
+M=$MNT/models
+SRC=$TMP/src
+mkdir -p "$SRC/dir/sub"
+printf 'weights-one' >"$SRC/model.bin"
+printf 'weights-one' >"$SRC/dir/a.bin"		# same bytes as model.bin
+printf 'second' >"$SRC/dir/sub/b.bin"
+ln -s a.bin "$SRC/dir/link"			# not followed, not registered
+
+# register REQUEST: the reply line, or "ERR" (the message in $TMP/reg.err)
+register()
+{
+	local r=
+	exec 3<>"$M/register"
+	if ! printf '%s' "$1" >&3 2>/dev/null; then
+		cat <&3 >"$TMP/reg.err"
+		exec 3>&-
+		echo ERR
+		return
+	fi
+	read -r r <&3
+	exec 3>&-
+	echo "$r"
+}
+nblobs() { find "$WS/blobs" -type f ! -path "$WS/blobs/tmp/*" 2>/dev/null | wc -l; }
+
+mlfs_mount
+
+test_case models_lists_register_and_mkdir_makes_a_model
+expect_eq "register" "$(ls "$M")" "empty models/"
+mkdir "$M/churn" || fail "mkdir models/churn"
+expect_eq "aliases" "$(ls "$M/churn")" "an empty model"
+expect_errno EINVAL mkdir "$M/.bad"
+
+test_case register_a_file_replies_name_and_version
+expect_eq "churn 1" "$(register "{\"name\": \"churn\", \"path\": \"$SRC/model.bin\", \"framework\": \"sklearn\", \"tags\": {\"team\": \"a\"}, \"properties\": {\"auc\": \"0.9\"}, \"description\": \"first\"}")" "reply"
+expect_eq "1" "$(readlink "$M/churn/latest")" "latest"
+expect_eq "weights-one" "$(cat "$M/churn/1/files/model.bin")" "the file's bytes"
+expect_eq "-r--r--r--" "$(stat -c %A "$M/churn/1/files/model.bin")" "file mode"
+expect_eq 11 "$(stat -c %s "$M/churn/1/files/model.bin")" "file size"
+
+test_case model_json_has_the_fields_and_sha256
+j=$M/churn/1/model.json
+sum=$(sha256sum "$SRC/model.bin" | cut -d' ' -f1)
+"$PY" - "$j" "$sum" <<-'EOF' || fail "model.json: $(cat "$j")"
+	import json, sys
+	d = json.load(open(sys.argv[1]))
+	assert d["name"] == "churn" and d["version"] == 1, d
+	assert d["description"] == "first" and d["framework"] == "sklearn", d
+	assert d["tags"] == {"team": "a"} and d["properties"] == {"auc": "0.9"}, d
+	assert d["run"] is None and d["created"].endswith("Z"), d
+	assert d["files"] == [{"path": "model.bin", "size": 11, "sha256": sys.argv[2]}], d
+EOF
+
+test_case register_a_directory_stores_same_content_once
+expect_eq "churn 2" "$(register "{\"name\": \"churn\", \"path\": \"$SRC/dir\"}")" "reply"
+expect_eq "a.bin
+sub" "$(ls "$M/churn/2/files")" "files/ (no symlink)"
+expect_eq "second" "$(cat "$M/churn/2/files/sub/b.bin")" "nested file"
+expect_eq 2 "$(nblobs)" "blobs: identical content stored once"
+expect_eq "2" "$(readlink "$M/churn/latest")" "latest moves"
+
+test_case register_relative_path_from_writer_cwd
+expect_eq "rel 1" "$( cd "$SRC" && register '{"name": "rel", "path": "model.bin"}')" "relative path"
+
+test_case files_are_read_only_erofs
+expect_errno EROFS sh -c "echo x >'$M/churn/1/files/model.bin'"
+expect_errno EROFS touch "$M/churn/1/files/new"
+expect_errno EROFS rm "$M/churn/1/files/model.bin"
+expect_errno EROFS mkdir "$M/churn/1/files/d"
+
+test_case files_mmap_and_sha256_match
+expect_eq "$(sha256sum <"$SRC/dir/sub/b.bin")" "$(sha256sum <"$M/churn/2/files/sub/b.bin")" "sha256"
+expect_eq "b'second'" "$("$PY" -c "
+import mmap, sys
+f = open(sys.argv[1], 'rb')
+print(mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)[:])" "$M/churn/2/files/sub/b.bin")" "mmap"
+
+test_case register_refusals_name_the_field_and_leave_events
+events_mark
+expect_eq ERR "$(register "{\"name\": \"churn\", \"path\": \"$SRC/model.bin\", \"bogus\": 1}")" "unknown field"
+grep -q "field 'bogus': unknown field" "$TMP/reg.err" || fail "message: $(cat "$TMP/reg.err")"
+expect_event "refused write models/register: field 'bogus': unknown field"
+expect_eq ERR "$(register '{"name": "churn", "path": "/nonexistent"}')" "missing path"
+expect_event "refused write models/register: field 'path'.*ENOENT"
+expect_eq ERR "$(register "{\"path\": \"$SRC/model.bin\"}")" "no name"
+expect_eq ERR "$(register "{\"name\": \"churn\", \"path\": \"$SRC/model.bin\", \"run\": \"nope\"}")" "unknown run"
+expect_eq ERR "$(register "{\"name\": \"bad name\", \"path\": \"$SRC/model.bin\"}")" "bad name"
+expect_eq "1
+2" "$(ls "$M/churn" | grep -E '^[0-9]+$')" "refusals made no version"
+
+test_case aliases_set_move_drop_and_refuse
+ln -s 1 "$M/churn/aliases/prod" || fail "ln -s 1 aliases/prod"
+expect_eq "../1" "$(readlink "$M/churn/aliases/prod")" "alias target"
+expect_eq "weights-one" "$(cat "$M/churn/aliases/prod/files/model.bin")" "through the alias"
+events_mark
+expect_errno EINVAL ln -s 1 "$M/churn/aliases/latest"
+expect_event "refused symlink models/churn/aliases/latest"
+expect_errno EINVAL ln -s 1 "$M/churn/aliases/v2"
+expect_errno ENOENT ln -s 9 "$M/churn/aliases/staging"
+rm "$M/churn/aliases/prod" || fail "rm alias"
+expect_eq "" "$(ls "$M/churn/aliases")" "alias dropped"
+
+test_case rmdir_model_with_versions_is_enotempty
+expect_errno ENOTEMPTY rmdir "$M/churn"
+
+test_case rmdir_version_keeps_shared_blobs_and_numbers_are_never_reused
+rmdir "$M/churn/1" || fail "rmdir version 1"
+expect_eq 2 "$(nblobs)" "the blob shared with version 2 stays"
+expect_errno ENOENT ls "$M/churn/1"
+rmdir "$M/churn/2" || fail "rmdir version 2"
+expect_eq 1 "$(nblobs)" "blobs of version 2 gone (rel/1 keeps its own)"
+expect_eq "churn 3" "$(register "{\"name\": \"churn\", \"path\": \"$SRC/model.bin\"}")" "next number"
+rmdir "$M/churn/3" && rmdir "$M/churn" || fail "rmdir the model"
+expect_eq "register
+rel" "$(ls "$M")" "model removed"
+
+test_case python_pickle_dump_into_model_then_load_from_latest
+mkdir "$M/clf" || fail "mkdir clf"
+expect_eq "{'w': [1, 2, 3]}" "$("$PY" - "$M/clf" <<-'EOF'
+	import pickle, sys
+	d = sys.argv[1]
+	with open(d + "/model.pkl", "wb") as f:
+	    pickle.dump({"w": [1, 2, 3]}, f)
+	with open(d + "/latest/files/model.pkl", "rb") as f:
+	    print(pickle.load(f))
+EOF
+)" "pickle round trip"
+expect_eq "1" "$(readlink "$M/clf/latest")" "the drop made version 1"
+expect_eq "1
+aliases
+latest" "$(ls "$M/clf")" "the dropped name is not listed"
+expect_errno EINVAL sh -c "echo x >'$M/clf/7'"
+
+test_done

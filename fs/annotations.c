@@ -2,6 +2,10 @@
  * annotations.c - a run's tags/ (mutable) and properties/ (add-only),
  * one file per key.
  *
+ * The same files serve a model version's tags/ (models/NAME/N/tags/KEY):
+ * there id.run_id is the version's internal id and id.exp_id the model's
+ * (see models.c), and a change bumps the model instead of the run.
+ *
  * A value is everything written through one open, with one trailing
  * newline stripped; reading gives it back with a newline. A file made by
  * create() exists in the store from its first write, or, if nothing is
@@ -13,6 +17,7 @@
 #include <string.h>
 
 #include "fs_internal.h"
+#include "mlfs/models.h"
 #include "mlfs/parse.h"
 
 /* What differs between tags and properties. */
@@ -24,17 +29,66 @@ struct annotation_ops {
 		   const char *value, size_t len);
 	int (*list)(struct store *st, int64_t run_id, store_kv_fn fn, void *ctx);
 	const struct fs_kind *file_kind;
+	int model;		/* a model version's, not a run's */
 };
 
 static const struct annotation_ops tag_ops;
 static const struct annotation_ops property_ops;
+static const struct annotation_ops model_tag_ops;
 
 static const struct annotation_ops *ops_of(const struct fs_kind *k);
 
 static void bump_run(struct fs_ctx *ctx, const struct fs_node *n)
 {
+	if (ops_of(n->id.kind)->model) {
+		version_bump(ctx, DEP_MODEL, n->id.exp_id);
+		return;
+	}
 	version_bump(ctx, DEP_RUN, n->id.run_id);
 	version_bump(ctx, DEP_EXPERIMENT, n->id.exp_id);
+}
+
+/* models.h has no single-tag get: find the key in the list. */
+struct tag_find {
+	const char *key;
+	char *value;
+	size_t len;
+	int64_t changed_ms;
+	int found;
+};
+
+static int tag_find_one(void *arg, const struct store_kv *kv)
+{
+	struct tag_find *tf = arg;
+
+	if (strcmp(kv->key, tf->key) != 0)
+		return 0;
+	tf->value = malloc(kv->len + 1);
+	if (!tf->value)
+		return 1;
+	memcpy(tf->value, kv->value, kv->len);
+	tf->value[kv->len] = '\0';
+	tf->len = kv->len;
+	tf->changed_ms = kv->updated_ms;
+	tf->found = 1;
+	return 1;
+}
+
+static int model_tag_get(struct store *st, int64_t version_id, const char *key,
+			 char **value, size_t *len, int64_t *changed_ms)
+{
+	struct tag_find tf = { .key = key };
+	int rc = store_model_tag_list(st, version_id, tag_find_one, &tf);
+
+	if (rc < 0)
+		return rc;
+	if (!tf.found)
+		return tf.value || rc == STORE_OK ? STORE_NOT_FOUND : STORE_NOMEM;
+	*value = tf.value;
+	*len = tf.len;
+	if (changed_ms)
+		*changed_ms = tf.changed_ms;
+	return STORE_OK;
 }
 
 /* ---- the directories --------------------------------------------------- */
@@ -107,6 +161,20 @@ static int tags_unlink(struct fs_ctx *ctx, struct fs_node *dir,
 		return fs_refuse(ctx, "unlink", dir, name, fs_errno(rc),
 				 "cannot delete tag: %s", store_strerror(rc));
 	bump_run(ctx, dir);
+	return 0;
+}
+
+static int model_tags_unlink(struct fs_ctx *ctx, struct fs_node *dir,
+			     const char *name)
+{
+	int rc = store_model_tag_delete(ctx->st, dir->id.run_id, name);
+
+	if (rc == STORE_NOT_FOUND)
+		return -ENOENT;
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "unlink", dir, name, fs_errno(rc),
+				 "cannot delete tag: %s", store_strerror(rc));
+	version_bump(ctx, DEP_MODEL, dir->id.exp_id);
 	return 0;
 }
 
@@ -305,6 +373,39 @@ const struct fs_kind kind_run_properties = {
 	.dyn_help = "a property: add-only; the same bytes again are fine, other bytes or rm give EPERM",
 };
 
+static const struct fs_kind kind_model_tag = {
+	.name = "model tag",
+	.mode = S_IFREG | 0644,
+	.dep = DEP_MODEL,
+	.render = annotation_render,
+	.write = annotation_write,
+	.release = annotation_release,
+	.truncate = annotation_truncate,
+	.touch = annotation_touch,
+};
+
+const struct fs_kind kind_model_version_tags = {
+	.name = "model tags",
+	.mode = S_IFDIR | 0755,
+	.dep = DEP_MODEL,
+	.lookup = annotations_lookup,
+	.list = annotations_list,
+	.create = annotations_create,
+	.unlink = model_tags_unlink,
+	.dyn_name = "KEY",
+	.dyn_kind = &kind_model_tag,
+	.dyn_help = "a tag of the version: writing replaces the value, rm deletes it",
+};
+
+static const struct annotation_ops model_tag_ops = {
+	.what = "tag",
+	.get = model_tag_get,
+	.put = store_model_tag_set,
+	.list = store_model_tag_list,
+	.file_kind = &kind_model_tag,
+	.model = 1,
+};
+
 static const struct annotation_ops tag_ops = {
 	.what = "tag",
 	.get = store_tag_get,
@@ -323,6 +424,8 @@ static const struct annotation_ops property_ops = {
 
 static const struct annotation_ops *ops_of(const struct fs_kind *k)
 {
+	if (k == &kind_model_version_tags || k == &kind_model_tag)
+		return &model_tag_ops;
 	return k == &kind_run_properties || k == &kind_property ? &property_ops
 								: &tag_ops;
 }

@@ -425,6 +425,7 @@ extern const struct fs_kind kind_run_area;
 extern const struct fs_kind kind_snapshots;
 extern const struct fs_kind kind_models;
 extern const struct fs_kind kind_model_register;
+extern const struct fs_kind kind_model_version_tags;	/* annotations.c */
 
 /* models.c: a version number as the tree spells it ("3"); 0 or -EINVAL. */
 int model_version_parse(const char *s, int64_t *out);

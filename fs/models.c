@@ -974,6 +974,7 @@ static const struct fs_kind kind_version_run = {
 
 static const struct fs_entry version_entries[] = {
 	{ "model.json", &kind_model_json, "name, version, created, description, tags, properties, framework, run, files (path, size, sha256)" },
+	{ "tags", &kind_model_version_tags, "one file per tag: write replaces, rm deletes" },
 	{ "files", &kind_vfiles, "the version's files, read-only" },
 	{ "run", &kind_version_run, "the run the version was registered from (when any)" },
 	{ NULL, NULL, NULL },

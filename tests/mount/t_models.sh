@@ -105,18 +105,39 @@ expect_errno ENOENT ln -s 9 "$M/churn/aliases/staging"
 rm "$M/churn/aliases/prod" || fail "rm alias"
 expect_eq "" "$(ls "$M/churn/aliases")" "alias dropped"
 
+test_case version_tags_are_mutable
+expect_eq "a" "$(cat "$M/churn/1/tags/team")" "tag from the request"
+echo b >"$M/churn/1/tags/team" || fail "write tag"
+echo prod >"$M/churn/1/tags/stage" || fail "new tag"
+expect_eq "b" "$(cat "$M/churn/1/tags/team")" "tag replaced"
+grep -q '"stage": "prod"' "$M/churn/1/model.json" || fail "model.json tags: $(cat "$M/churn/1/model.json")"
+rm "$M/churn/1/tags/stage" || fail "rm tag"
+expect_eq "team" "$(ls "$M/churn/1/tags")" "tag removed"
+
+test_case register_from_a_run_links_the_run
+mkdir -p "$MNT/experiments/e" && mkdir "$MNT/experiments/e/runs/r1" || fail "mkdir run"
+mkdir -p "$WS/runs/r1/outputs/model" && printf 'from-run' >"$WS/runs/r1/outputs/model/w.bin"
+expect_eq "fromrun 1" "$(register '{"name": "fromrun", "run": "r1", "path": "outputs/model"}')" "reply"
+expect_eq "../../../experiments/e/runs/r1" "$(readlink "$M/fromrun/1/run")" "run link"
+expect_eq "from-run" "$(cat "$M/fromrun/1/run/outputs/model/w.bin" 2>/dev/null || cat "$M/fromrun/1/files/w.bin")" "the run's file"
+grep -q '"run": "experiments/e/runs/r1"' "$M/fromrun/1/model.json" || fail "model.json run"
+expect_eq ERR "$(register '{"name": "fromrun", "run": "r1", "path": "outputs/../../x"}')" "'..' refused"
+grep -q "field 'path'" "$TMP/reg.err" || fail "message: $(cat "$TMP/reg.err")"
+expect_errno ENOENT ls "$M/churn/1/run"
+
 test_case rmdir_model_with_versions_is_enotempty
 expect_errno ENOTEMPTY rmdir "$M/churn"
 
 test_case rmdir_version_keeps_shared_blobs_and_numbers_are_never_reused
 rmdir "$M/churn/1" || fail "rmdir version 1"
-expect_eq 2 "$(nblobs)" "the blob shared with version 2 stays"
+expect_eq 3 "$(nblobs)" "the blob shared with version 2 stays (and fromrun/1's)"
 expect_errno ENOENT ls "$M/churn/1"
 rmdir "$M/churn/2" || fail "rmdir version 2"
-expect_eq 1 "$(nblobs)" "blobs of version 2 gone (rel/1 keeps its own)"
+expect_eq 2 "$(nblobs)" "blobs of version 2 gone (rel/1 and fromrun/1 keep theirs)"
 expect_eq "churn 3" "$(register "{\"name\": \"churn\", \"path\": \"$SRC/model.bin\"}")" "next number"
 rmdir "$M/churn/3" && rmdir "$M/churn" || fail "rmdir the model"
-expect_eq "register
+expect_eq "fromrun
+register
 rel" "$(ls "$M")" "model removed"
 
 test_case python_pickle_dump_into_model_then_load_from_latest

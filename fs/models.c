@@ -238,13 +238,19 @@ static int model_rmdir(struct fs_ctx *ctx, struct fs_node *dir,
 		       const char *name)
 {
 	struct store_hex_list orphans = { 0, NULL };
-	int64_t num;
+	struct store_model_version v;
+	int64_t num, run_id = 0;
 	int rc;
 
 	if (model_version_parse(name, &num) < 0)
 		return fs_refuse(ctx, "rmdir", dir, name, EPERM,
 				 "'%s' is part of the model's layout and cannot "
 				 "be removed", name);
+	/* its source run's run.json lists it: note the run first */
+	if (store_model_version_get(ctx->st, dir->id.key, num, &v) == STORE_OK) {
+		run_id = v.run_id;
+		store_model_version_release(&v);
+	}
 	pthread_mutex_lock(&ctx->model_lock);
 	rc = store_model_version_delete(ctx->st, dir->id.key, num, &orphans);
 	for (size_t i = 0; rc == STORE_OK && i < orphans.n; i++) {
@@ -266,6 +272,8 @@ static int model_rmdir(struct fs_ctx *ctx, struct fs_node *dir,
 				 name, dir->id.key, store_strerror(rc));
 	version_bump(ctx, DEP_MODEL, dir->id.exp_id);
 	version_bump(ctx, DEP_MODELS, 0);
+	if (run_id)
+		version_bump(ctx, DEP_RUN, run_id);
 	return 0;
 }
 

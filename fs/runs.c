@@ -9,6 +9,7 @@
 
 #include "fs_internal.h"
 #include "mlfs/jsonw.h"
+#include "mlfs/models.h"
 #include "mlfs/parse.h"
 
 /* ---- runs/latest -------------------------------------------------------- */
@@ -259,6 +260,20 @@ static int run_json_family(struct fs_ctx *ctx, struct jsonw *w,
 	return rc;
 }
 
+/* A model version registered from the run: {"name": .., "version": N}. */
+static int json_model_version(void *arg, const struct store_model_version *v)
+{
+	struct jsonw *w = arg;
+
+	jsonw_object_begin(w);
+	jsonw_key(w, "name");
+	jsonw_string(w, v->model);
+	jsonw_key(w, "version");
+	jsonw_int(w, v->version);
+	jsonw_object_end(w);
+	return 0;
+}
+
 static int run_json_body(struct fs_ctx *ctx, struct jsonw *w,
 			 const struct store_run *r, const char *experiment,
 			 json_t *config)
@@ -323,7 +338,11 @@ static int run_json_body(struct fs_ctx *ctx, struct jsonw *w,
 		jsonw_array_begin(w);
 		jsonw_array_end(w);
 	}
-	return STORE_OK;
+	jsonw_key(w, "models");
+	jsonw_array_begin(w);
+	rc = store_run_models(ctx->st, r->id, json_model_version, w);
+	jsonw_array_end(w);
+	return rc;
 }
 
 static int run_json_render(struct fs_ctx *ctx, struct fs_node *node,

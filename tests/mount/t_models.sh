@@ -124,6 +124,8 @@ grep -q '"run": "experiments/e/runs/r1"' "$M/fromrun/1/model.json" || fail "mode
 expect_eq ERR "$(register '{"name": "fromrun", "run": "r1", "path": "outputs/../../x"}')" "'..' refused"
 grep -q "field 'path'" "$TMP/reg.err" || fail "message: $(cat "$TMP/reg.err")"
 expect_errno ENOENT ls "$M/churn/1/run"
+"$PY" -c "import json,sys; m=json.load(open(sys.argv[1]))['models']; assert m==[{'name':'fromrun','version':1}], m" \
+	"$MNT/experiments/e/runs/r1/run.json" || fail "run.json models"
 
 test_case rmdir_model_with_versions_is_enotempty
 expect_errno ENOTEMPTY rmdir "$M/churn"

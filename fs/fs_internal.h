@@ -429,6 +429,11 @@ extern const struct fs_kind kind_model_version_tags;	/* annotations.c */
 
 /* models.c: a version number as the tree spells it ("3"); 0 or -EINVAL. */
 int model_version_parse(const char *s, int64_t *out);
+/*
+ * At mount, before serving: removes blobs no model version refers to
+ * (older than an hour). The number removed, or -errno.
+ */
+int models_mount_cleanup(struct fs_ctx *ctx);
 
 /* Directory times: when their entries last changed. */
 int experiments_dir_render(struct fs_ctx *ctx, struct fs_node *node,

@@ -26,11 +26,14 @@
  * to their store commit, so a registration of the same content cannot
  * see its blob vanish between the two (models.h, invariant 4).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs_internal.h"
@@ -68,6 +71,111 @@ int model_version_parse(const char *s, int64_t *out)
 	}
 	*out = v;
 	return 0;
+}
+
+/* ---- the cleanup at mount ---------------------------------------------- */
+
+/*
+ * Blobs no version refers to are what a daemon killed between a blob put
+ * and its registration, or between a version delete and the removal of
+ * its blobs, leaves. Removed at mount, before any registration; blobs
+ * younger than BLOB_SWEEP_MIN_AGE_S are kept, in case another process
+ * is registering them right now.
+ */
+#define BLOB_SWEEP_MIN_AGE_S 3600
+
+struct hexset {
+	char (*v)[BLOB_HEX_LEN + 1];
+	size_t n, alloc;
+};
+
+static int hexset_add(void *arg, const char *hex)
+{
+	struct hexset *hs = arg;
+
+	if (strlen(hex) != BLOB_HEX_LEN)
+		return 0;
+	if (hs->n == hs->alloc) {
+		size_t alloc = hs->alloc ? hs->alloc * 2 : 256;
+		void *v = realloc(hs->v, alloc * sizeof(*hs->v));
+
+		if (!v)
+			return 1;
+		hs->v = v;
+		hs->alloc = alloc;
+	}
+	memcpy(hs->v[hs->n++], hex, BLOB_HEX_LEN + 1);
+	return 0;
+}
+
+static int hex_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void sweep_dir(const char *ws, int blobs_fd, const char *sub,
+		      const struct hexset *keep, time_t now, int *removed)
+{
+	char hex[BLOB_HEX_LEN + 1];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int fd;
+
+	fd = openat(blobs_fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (strlen(de->d_name) != BLOB_HEX_LEN - 2)
+			continue;
+		memcpy(hex, sub, 2);
+		memcpy(hex + 2, de->d_name, BLOB_HEX_LEN - 2 + 1);
+		if (bsearch(hex, keep->v, keep->n, sizeof(*keep->v), hex_cmp))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) ||
+		    now - st.st_mtim.tv_sec < BLOB_SWEEP_MIN_AGE_S)
+			continue;
+		if (blob_remove(ws, hex) == STORE_OK)
+			(*removed)++;
+	}
+	closedir(d);
+}
+
+int models_mount_cleanup(struct fs_ctx *ctx)
+{
+	const char *ws = store_dir(ctx->st);
+	struct hexset keep = { NULL, 0, 0 };
+	char blobs[PATH_MAX];
+	struct dirent *de;
+	int removed = 0, rc;
+	DIR *d;
+
+	rc = store_blob_each(ctx->st, hexset_add, &keep);
+	if (rc != STORE_OK || (keep.n && !keep.v)) {
+		free(keep.v);
+		return rc == STORE_OK ? -ENOMEM : -fs_errno(rc);
+	}
+	/* store order is hex order, but do not depend on it */
+	qsort(keep.v, keep.n, sizeof(*keep.v), hex_cmp);
+	snprintf(blobs, sizeof(blobs), "%s/blobs", ws);
+	d = opendir(blobs);
+	if (d) {
+		while ((de = readdir(d)))
+			if (strlen(de->d_name) == 2 &&
+			    strspn(de->d_name, "0123456789abcdef") == 2)
+				sweep_dir(ws, dirfd(d), de->d_name, &keep,
+					  time(NULL), &removed);
+		closedir(d);
+	}
+	free(keep.v);
+	return removed;
 }
 
 /* ---- models/ ------------------------------------------------------------- */

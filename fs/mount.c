@@ -82,6 +82,10 @@ static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 	if (blob_cleanup(store_dir(ctx->st), NULL) != STORE_OK)
 		fprintf(stderr, "mlfs: cannot clean '%s/blobs/tmp'\n",
 			store_dir(ctx->st));
+	rc = models_mount_cleanup(ctx);
+	if (rc < 0)
+		fprintf(stderr, "mlfs: cannot remove unused model blobs: %s\n",
+			strerror(-rc));
 	if (asprintf(&ctx->cache_dir, "%s/cache", store_dir(ctx->st)) < 0) {
 		ctx->cache_dir = NULL;
 		goto out_close;

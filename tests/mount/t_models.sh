@@ -159,4 +159,17 @@ aliases
 latest" "$(ls "$M/clf")" "the dropped name is not listed"
 expect_errno EINVAL sh -c "echo x >'$M/clf/7'"
 
+test_case unreferenced_old_blobs_are_removed_at_mount
+mlfs_unmount
+old=$WS/blobs/00/$(printf '%062d' 0)
+young=$WS/blobs/00/$(printf '%062d' 1)
+mkdir -p "$WS/blobs/00" && echo junk >"$old" && echo junk >"$young" &&
+	touch -d '2 hours ago' "$old" || fail "make fake blobs"
+kept=$(nblobs)
+mlfs_mount
+[ ! -e "$old" ] || fail "an old unreferenced blob survived the mount"
+[ -e "$young" ] || fail "a young unreferenced blob was removed"
+expect_eq "$((kept - 1))" "$(nblobs)" "only the old orphan went"
+expect_eq "{'w': [1, 2, 3]}" "$("$PY" -c "import pickle,sys; print(pickle.load(open(sys.argv[1],'rb')))" "$M/clf/latest/files/model.pkl")" "versions still read after remount"
+
 test_done

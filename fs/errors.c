@@ -50,6 +50,7 @@ static const char *errno_name(int err)
 	case ERANGE: return "ERANGE";
 	case EXDEV: return "EXDEV";
 	case ENOTSUP: return "ENOTSUP";
+	case EINTR: return "EINTR";
 	}
 	return "error";
 }

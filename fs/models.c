@@ -505,6 +505,48 @@ static int drop_register(struct fs_ctx *ctx, struct fs_handle *h)
 	return 0;
 }
 
+/*
+ * Is thread @pid closing its files because a signal killed it? A killed
+ * writer's descriptors are flushed while it exits: PF_EXITING is set and
+ * its exit code (field 52 of /proc/PID/stat, set before the files are
+ * closed) names the signal. 0 for a normal exit or close, and when that
+ * cannot be told.
+ */
+static int closer_killed(pid_t pid)
+{
+	char path[64], buf[2048], *p;
+	unsigned long long flags = 0;
+	long long exit_code = 0;
+	ssize_t n;
+	int fd, field;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* the command may hold spaces and ')' */
+	if (!p)
+		return 0;
+	/* after ')': field 3 (state) onwards, space separated */
+	for (field = 2; *p && field < 52; p++) {
+		if (*p != ' ')
+			continue;
+		field++;
+		if (field == 9)
+			flags = strtoull(p + 1, NULL, 10);
+		else if (field == 52)
+			exit_code = strtoll(p + 1, NULL, 10);
+	}
+	return (flags & 0x4) && (exit_code & 0x7f);	/* PF_EXITING */
+}
+
 static int drop_flush(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	int rc;
@@ -515,6 +557,10 @@ static int drop_flush(struct fs_ctx *ctx, struct fs_handle *h)
 	if (h->act_err)
 		return fs_refuse(ctx, "close", h->node, NULL, h->act_err,
 				 "a write failed: no version registered");
+	if (closer_killed(h->closer))
+		return fs_refuse(ctx, "close", h->node, NULL, EINTR,
+				 "the writer was killed by a signal: no version "
+				 "registered");
 	rc = drop_register(ctx, h);
 	/* the name was never the writer's to keep: versions are N/ */
 	node_unhash_child(ctx, h->node->parent, h->node->name);

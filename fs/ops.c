@@ -698,6 +698,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	const struct fs_kind *k = h->node->id.kind;
 
 	(void)ino;
+	h->closer = fuse_req_ctx(req)->pid;
 	fuse_reply_err(req, k->flush ? -k->flush(ctx_of(req), h) : 0);
 }
 

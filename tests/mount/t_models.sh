@@ -159,6 +159,19 @@ aliases
 latest" "$(ls "$M/clf")" "the dropped name is not listed"
 expect_errno EINVAL sh -c "echo x >'$M/clf/7'"
 
+test_case a_killed_writer_leaves_no_version
+events_mark
+"$PY" - "$M/clf/part.bin" <<-'EOF'
+	import os, signal, sys
+	f = open(sys.argv[1], "wb")
+	f.write(b"x" * 100000)
+	f.flush()
+	os.kill(os.getpid(), signal.SIGKILL)
+EOF
+expect_eq "1" "$(readlink "$M/clf/latest")" "no version from the killed writer"
+expect_event "refused close models/clf/part.bin: the writer was killed by a signal"
+expect_eq 0 "$(find "$WS/cache" -type f | wc -l)" "no temporary file left"
+
 test_case unreferenced_old_blobs_are_removed_at_mount
 mlfs_unmount
 old=$WS/blobs/00/$(printf '%062d' 0)

@@ -172,6 +172,28 @@ expect_eq "1" "$(readlink "$M/clf/latest")" "no version from the killed writer"
 expect_event "refused close models/clf/part.bin: the writer was killed by a signal"
 expect_eq 0 "$(find "$WS/cache" -type f | wc -l)" "no temporary file left"
 
+test_case daemon_killed_during_a_drop_leaves_no_version
+"$PY" - "$M/clf/slow.bin" "$TMP/slow.started" <<-'EOF' 2>/dev/null &
+	import sys, time
+	f = open(sys.argv[1], "wb")
+	f.write(b"y" * 100000)
+	open(sys.argv[2], "w").close()
+	try:
+	    while True:
+	        f.write(b"y" * 1000)
+	        time.sleep(0.05)
+	except OSError:
+	    pass
+EOF
+writer=$!
+poll_ms 5000 test -e "$TMP/slow.started" || fail "the writer did not start"
+mlfs_kill9
+pid_wait_gone "$writer" 30 || { kill -9 "$writer"; fail "writer still running after the kill"; }
+wait "$writer" 2>/dev/null
+mlfs_mount
+expect_eq "1" "$(readlink "$M/clf/latest")" "no version from the interrupted drop"
+expect_eq 0 "$(find "$WS/cache" "$WS/blobs" -type f -newer "$TMP/slow.started" | wc -l)" "no file left by the drop"
+
 test_case unreferenced_old_blobs_are_removed_at_mount
 mlfs_unmount
 old=$WS/blobs/00/$(printf '%062d' 0)

@@ -158,6 +158,13 @@ struct fs_kind {
 		       const char *target, const char *name,
 		       struct fs_ident *out);
 	/*
+	 * Optional: rename @name to @newname within this directory (e.g.
+	 * "ln -sf", which makes a temporary link and renames it over the
+	 * old one). @flags are rename(2)'s RENAME_* flags.
+	 */
+	int (*rename)(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
+		      const char *newname, unsigned int flags);
+	/*
 	 * Fill c: the bytes of a file, the target of a symlink, and mtime_ms
 	 * for every kind. NULL for directories whose times never change.
 	 */

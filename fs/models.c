@@ -10,7 +10,9 @@
  *
  * Identities: every node below models/NAME keeps the model's name in
  * id.key and the model's id in id.exp_id; nodes at or below a version
- * keep the version's internal id in id.run_id. (The fields are the
+ * keep the version's internal id in id.run_id; an alias keeps the version
+ * number it names in id.obj_id (a moved alias is a new node, and a node
+ * renamed by "ln -sf" needs no name to know its target). (The fields are the
  * generic ones of struct fs_ident; in this tree they mean the above.)
  * A model removed and made again has a new id, so old nodes never
  * resolve to the new model.
@@ -605,6 +607,7 @@ static int aliases_lookup(struct fs_ctx *ctx, struct fs_node *dir,
 		return -fs_errno(rc);
 	out->kind = &kind_model_alias;
 	out->key = dir->id.key;
+	out->obj_id = v;
 	return 0;
 }
 
@@ -618,9 +621,9 @@ static int alias_entry(void *arg, const char *alias, int64_t version)
 	struct alias_listing *al = arg;
 	struct fs_ident id = *al->dir;
 
-	(void)version;
 	id.kind = &kind_model_alias;
 	id.key = NULL;
+	id.obj_id = version;
 	return dirlist_add(al->dl, alias, &id, 0) < 0;
 }
 
@@ -667,6 +670,7 @@ static int aliases_symlink(struct fs_ctx *ctx, struct fs_node *dir,
 	version_bump(ctx, DEP_MODEL, dir->id.exp_id);
 	out->kind = &kind_model_alias;
 	out->key = dir->id.key;
+	out->obj_id = num;
 	return 0;
 }
 
@@ -683,15 +687,46 @@ static int aliases_unlink(struct fs_ctx *ctx, struct fs_node *dir,
 	return 0;
 }
 
+/*
+ * rename A B: B names A's version, then A goes ("ln -sf N B" makes a
+ * temporary alias and renames it over B). Two store changes: a reader
+ * in between sees both names.
+ */
+static int aliases_rename(struct fs_ctx *ctx, struct fs_node *dir,
+			  const char *name, const char *newname,
+			  unsigned int flags)
+{
+	int64_t v, old;
+	int rc;
+
+	if (flags & RENAME_EXCHANGE)
+		return fs_refuse(ctx, "rename", dir, name, EINVAL,
+				 "aliases cannot be exchanged");
+	rc = store_model_alias_get(ctx->st, dir->id.key, name, &v);
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	if ((flags & RENAME_NOREPLACE) &&
+	    store_model_alias_get(ctx->st, dir->id.key, newname, &old) ==
+	    STORE_OK)
+		return -EEXIST;
+	rc = store_model_alias_set(ctx->st, dir->id.key, newname, v);
+	if (rc == STORE_OK && strcmp(name, newname) != 0)
+		rc = store_model_alias_delete(ctx->st, dir->id.key, name);
+	version_bump(ctx, DEP_MODEL, dir->id.exp_id);
+	if (rc != STORE_OK)
+		return fs_refuse(ctx, "rename", dir, name, fs_errno(rc),
+				 "cannot rename alias '%s' to '%s': %s", name,
+				 newname, store_strerror(rc));
+	return 0;
+}
+
 static int alias_render(struct fs_ctx *ctx, struct fs_node *node,
 			struct content *c)
 {
 	struct sink s;
-	int64_t v;
-	int rc = store_model_alias_get(ctx->st, node->id.key, node->name, &v);
+	int64_t v = node->id.obj_id;
+	int rc;
 
-	if (rc != STORE_OK)
-		return -fs_errno(rc);
 	rc = model_dir_render(ctx, node, c);
 	if (rc < 0)
 		return rc;
@@ -1164,6 +1199,7 @@ const struct fs_kind kind_model_aliases = {
 	.lookup = aliases_lookup,
 	.list = aliases_list,
 	.symlink = aliases_symlink,
+	.rename = aliases_rename,
 	.unlink = aliases_unlink,
 	.render = model_dir_render,
 	.dyn_name = "ALIAS",

@@ -288,9 +288,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_ctx *ctx = ctx_of(req);
 	struct fs_node *dir = node_get(ctx, parent);
 
-	(void)newparent;
-	(void)flags;
-	if (dir && dir->id.kind->erofs)
+	if (dir && dir->id.kind->rename && !dir->id.kind->erofs &&
+	    newparent == parent) {
+		int rc = dir->id.kind->rename(ctx, dir, name, newname, flags);
+
+		if (rc == 0) {
+			node_unhash_child(ctx, dir, name);
+			node_unhash_child(ctx, dir, newname);
+		}
+		fuse_reply_err(req, -rc);
+	} else if (dir && dir->id.kind->erofs)
 		fuse_reply_err(req, -refuse_erofs(ctx, "rename", dir, name));
 	else
 		fuse_reply_err(req, -fs_refuse(ctx, "rename", dir, name, EPERM,

@@ -104,6 +104,10 @@ expect_errno EINVAL ln -s 1 "$M/churn/aliases/v2"
 expect_errno ENOENT ln -s 9 "$M/churn/aliases/staging"
 rm "$M/churn/aliases/prod" || fail "rm alias"
 expect_eq "" "$(ls "$M/churn/aliases")" "alias dropped"
+ln -s 1 "$M/churn/aliases/prod" && ln -sfn 2 "$M/churn/aliases/prod" || fail "ln -sfn moves an alias"
+expect_eq "../2" "$(readlink "$M/churn/aliases/prod")" "moved alias"
+expect_eq "prod" "$(ls "$M/churn/aliases")" "no temporary alias left"
+rm "$M/churn/aliases/prod" || fail "rm moved alias"
 
 test_case version_tags_are_mutable
 expect_eq "a" "$(cat "$M/churn/1/tags/team")" "tag from the request"

@@ -131,6 +131,14 @@ expect_errno ENOENT ls "$M/churn/1/run"
 "$PY" -c "import json,sys; m=json.load(open(sys.argv[1]))['models']; assert m==[{'name':'fromrun','version':1}], m" \
 	"$MNT/experiments/e/runs/r1/run.json" || fail "run.json models"
 
+test_case rmdir_version_used_by_an_active_deployment_is_ebusy
+# No deployments in the mount yet: pin version 2 the way the store does.
+sqlite3 "$WS/workspace.db" "PRAGMA busy_timeout=5000; INSERT INTO deployment_ref (deployment, version_id, active, created_ms) SELECT 'web', v.id, 1, 0 FROM model_version v JOIN model m ON m.id = v.model_id WHERE m.name = 'churn' AND v.version = 2" || fail "pin version 2"
+events_mark
+expect_errno EBUSY rmdir "$M/churn/2"
+expect_event "refused rmdir models/churn/2: .*active deployment.*EBUSY"
+sqlite3 "$WS/workspace.db" "PRAGMA busy_timeout=5000; DELETE FROM deployment_ref" || fail "unpin"
+
 test_case rmdir_model_with_versions_is_enotempty
 expect_errno ENOTEMPTY rmdir "$M/churn"
 

@@ -138,7 +138,8 @@ static void sweep_dir(const char *ws, int blobs_fd, const char *sub,
 			continue;
 		memcpy(hex, sub, 2);
 		memcpy(hex + 2, de->d_name, BLOB_HEX_LEN - 2 + 1);
-		if (bsearch(hex, keep->v, keep->n, sizeof(*keep->v), hex_cmp))
+		if (keep->n && bsearch(hex, keep->v, keep->n, sizeof(*keep->v),
+				       hex_cmp))
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode) ||
@@ -165,7 +166,8 @@ int models_mount_cleanup(struct fs_ctx *ctx)
 		return rc == STORE_OK ? -ENOMEM : -fs_errno(rc);
 	}
 	/* store order is hex order, but do not depend on it */
-	qsort(keep.v, keep.n, sizeof(*keep.v), hex_cmp);
+	if (keep.n)
+		qsort(keep.v, keep.n, sizeof(*keep.v), hex_cmp);
 	snprintf(blobs, sizeof(blobs), "%s/blobs", ws);
 	d = opendir(blobs);
 	if (d) {

@@ -471,6 +471,11 @@ static int drop_write(struct fs_ctx *ctx, struct fs_handle *h,
 		h->act_err = -rc;
 		return rc;
 	}
+	/* the size the writer's stat sees (drop_stat) */
+	pthread_mutex_lock(&h->node->lock);
+	if ((size_t)off + len > h->node->content.len)
+		h->node->content.len = (size_t)off + len;
+	pthread_mutex_unlock(&h->node->lock);
 	return (int)len;
 }
 
@@ -571,12 +576,15 @@ static int drop_flush(struct fs_ctx *ctx, struct fs_handle *h)
 	return rc;
 }
 
+/* The bytes written so far; content holds nothing else for this kind. */
 static int drop_stat(struct fs_ctx *ctx, struct fs_node *node,
 		     struct stat *st)
 {
-	(void)node;
-	st->st_size = 0;
-	st->st_mtim.tv_sec = ctx->mount_ms / 1000;
+	(void)ctx;
+	pthread_mutex_lock(&node->lock);
+	st->st_size = (off_t)node->content.len;
+	pthread_mutex_unlock(&node->lock);
+	clock_gettime(CLOCK_REALTIME, &st->st_mtim);
 	return 0;
 }
 

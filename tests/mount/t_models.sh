@@ -171,6 +171,17 @@ aliases
 latest" "$(ls "$M/clf")" "the dropped name is not listed"
 expect_errno EINVAL sh -c "echo x >'$M/clf/7'"
 
+test_case a_drop_is_hidden_until_closed_and_fstat_is_exact
+expect_eq "1234 hidden" "$("$PY" - "$M/clf/w.bin" <<-'EOF'
+	import os, sys
+	with open(sys.argv[1], "wb") as f:
+	    f.write(b"z" * 1234)
+	    f.flush()
+	    print(os.fstat(f.fileno()).st_size, "shown" if os.path.exists(sys.argv[1]) else "hidden")
+EOF
+)" "size while writing, name not listed"
+expect_eq 1234 "$(stat -c %s "$M/clf/latest/files/w.bin")" "the version after close"
+
 test_case a_killed_writer_leaves_no_version
 events_mark
 "$PY" - "$M/clf/part.bin" <<-'EOF'
@@ -180,7 +191,7 @@ events_mark
 	f.flush()
 	os.kill(os.getpid(), signal.SIGKILL)
 EOF
-expect_eq "1" "$(readlink "$M/clf/latest")" "no version from the killed writer"
+expect_eq "2" "$(readlink "$M/clf/latest")" "no version from the killed writer"
 expect_event "refused close models/clf/part.bin: the writer was killed by a signal"
 expect_eq 0 "$(find "$WS/cache" -type f | wc -l)" "no temporary file left"
 
@@ -203,7 +214,7 @@ mlfs_kill9
 pid_wait_gone "$writer" 30 || { kill -9 "$writer"; fail "writer still running after the kill"; }
 wait "$writer" 2>/dev/null
 mlfs_mount
-expect_eq "1" "$(readlink "$M/clf/latest")" "no version from the interrupted drop"
+expect_eq "2" "$(readlink "$M/clf/latest")" "no version from the interrupted drop"
 expect_eq 0 "$(find "$WS/cache" "$WS/blobs" -type f -newer "$TMP/slow.started" | wc -l)" "no file left by the drop"
 
 test_case unreferenced_old_blobs_are_removed_at_mount
@@ -217,6 +228,6 @@ mlfs_mount
 [ ! -e "$old" ] || fail "an old unreferenced blob survived the mount"
 [ -e "$young" ] || fail "a young unreferenced blob was removed"
 expect_eq "$((kept - 1))" "$(nblobs)" "only the old orphan went"
-expect_eq "{'w': [1, 2, 3]}" "$("$PY" -c "import pickle,sys; print(pickle.load(open(sys.argv[1],'rb')))" "$M/clf/latest/files/model.pkl")" "versions still read after remount"
+expect_eq "{'w': [1, 2, 3]}" "$("$PY" -c "import pickle,sys; print(pickle.load(open(sys.argv[1],'rb')))" "$M/clf/1/files/model.pkl")" "versions still read after remount"
 
 test_done

@@ -209,7 +209,7 @@ int store_property_get(struct store *st, int64_t run_id, const char *key,
 			 changed_ms);
 }
 
-static int kv_list(struct store *st, enum stmt_id id, int64_t run_id,
+int kv_list(struct store *st, enum stmt_id id, int64_t run_id,
 		   store_kv_fn fn, void *ctx)
 {
 	struct conn *c;

@@ -142,40 +142,6 @@ int store_model_property_add(struct store *st, int64_t version_id,
 	return kv_write(st, KV_PROPERTY_ADD, version_id, key, value, len);
 }
 
-static int kv_list(struct store *st, enum stmt_id id, int64_t version_id,
-		   store_kv_fn fn, void *ctx)
-{
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
-
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, id);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, version_id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_kv kv = {
-			.key = (const char *)sqlite3_column_text(s, 0),
-			.value = sqlite3_column_blob(s, 1),
-			.len = (size_t)sqlite3_column_bytes(s, 1),
-			.updated_ms = sqlite3_column_int64(s, 2),
-		};
-		if (!kv.value)
-			kv.value = "";
-		if (fn(ctx, &kv) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list values");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
-}
-
 int store_model_tag_list(struct store *st, int64_t version_id, store_kv_fn fn,
 			 void *ctx)
 {

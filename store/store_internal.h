@@ -193,6 +193,12 @@ int property_add_locked(struct conn *c, int64_t run_id, const char *key,
 
 /* annotation.c: STORE_OK when @key and @value make a valid tag/property. */
 int kv_check(const char *key, const char *value, size_t len);
+/*
+ * Lists (key, value, updated_ms) rows of statement @id bound to @owner_id:
+ * the tags or properties of a run or of a model version, in key order.
+ */
+int kv_list(struct store *st, enum stmt_id id, int64_t owner_id,
+	    store_kv_fn fn, void *ctx);
 
 /* event.c: an event line, inside the caller's transaction. */
 int event_add_locked(struct conn *c, int64_t now, const char *fmt, ...)

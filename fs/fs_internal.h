@@ -271,7 +271,7 @@ struct fs_handle {
 	/* Special files: */
 	struct fuse_ctx writer;	/* who wrote last: pid (for its cwd), uid */
 	int acted;		/* the request was acted on (or refused) */
-	int act_err;		/* its errno, 0 on success */
+	int act_err;		/* models/NAME drops: the write error, 0 if none */
 	struct strbuf reply;	/* what a read returns: result or message */
 	size_t reply_pos;	/* how much of it was read */
 	int backing_fd;		/* kinds with backing_open: the file; else -1 */

@@ -54,7 +54,6 @@ static int refuse(struct fs_ctx *ctx, struct fs_handle *h, int err)
 	fs_refuse(ctx, "write", h->node, NULL, err, "%s",
 		  strbuf_str(&h->reply));
 	strbuf_addch(&h->reply, '\n');
-	h->act_err = err;
 	return -err;
 }
 

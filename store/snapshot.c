@@ -594,6 +594,27 @@ static int zip_add_item(zip_t *za, int root_fd, const struct item *it,
 	return 0;
 }
 
+/*
+ * libzip deletes an archive left without entries at zip_close, so an
+ * empty source directory gets the zip format's empty archive: its
+ * end-of-central-directory record alone, which libzip reads back.
+ */
+static int zip_write_empty(const struct walk *w, const char *tmp)
+{
+	static const unsigned char eocd[22] = { 'P', 'K', 5, 6 };
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int rc = STORE_OK;
+
+	if (fd < 0 || write(fd, eocd, sizeof(eocd)) != (ssize_t)sizeof(eocd))
+		rc = snap_err(w->err, w->errlen, STORE_IO, "cannot write '%s': %s",
+			      tmp, strerror(errno ? errno : EIO));
+	if (fd >= 0)
+		close(fd);
+	if (rc != STORE_OK)
+		unlink(tmp);
+	return rc;
+}
+
 /* Writes the walk's items as the zip @tmp. */
 static int zip_write(const struct walk *w, const char *tmp)
 {
@@ -601,6 +622,8 @@ static int zip_write(const struct walk *w, const char *tmp)
 	int zerr = 0;
 	zip_t *za;
 
+	if (w->n == 0)
+		return zip_write_empty(w, tmp);
 	za = zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
 	if (!za)
 		return snap_err(w->err, w->errlen, STORE_IO,

@@ -376,6 +376,33 @@ Test(snapshot, exec_bit_and_empty_dirs_survive_extraction)
 	cr_expect(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
 }
 
+static int add_name(void *ctx, const struct snapshot_node *c);
+
+/* libzip writes no file for an archive without entries. */
+Test(snapshot, empty_source_gives_an_empty_zip_that_reads_and_extracts)
+{
+	struct snapshot_info info, again;
+	struct snapshot_tree *t;
+	char names[256] = "";
+
+	put(src, "only.log", "ignored\n");
+	put(src, ".amlignore", "*\n");
+	info = build_ok(src);
+	cr_expect_eq(info.files, 0);
+	cr_expect_eq(info.bytes, 0);
+	cr_expect_eq(info.zip_bytes, 22);
+	t = tree_of(info.id);
+	cr_assert_eq(snapshot_tree_list(t, "", add_name, names), STORE_OK);
+	cr_expect_str_eq(names, "");
+	snapshot_tree_free(t);
+	cr_assert_eq(snapshot_extract(ws, info.id, out, err, sizeof(err)),
+		     STORE_OK, "%s", err);
+	cr_expect_eq(count_entries(out), 0);
+	again = build_ok(src);
+	cr_expect_str_eq(again.id, info.id);
+	cr_expect_eq(again.reused, 1);
+}
+
 static int add_name(void *ctx, const struct snapshot_node *c)
 {
 	char *names = ctx;

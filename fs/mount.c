@@ -158,6 +158,8 @@ int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
 		goto out_session;
 	if (fuse_session_mount(ctx.se, opt->mountpoint) != 0)
 		goto out_signals;
+	if (!opt->foreground)
+		store_before_fork(ctx.st);
 	if (fuse_daemonize(opt->foreground) != 0)
 		goto out_unmount;
 	/* After daemonizing: neither a thread nor a flock'd journal belongs

@@ -515,17 +515,31 @@ out_free:
 	return rc;
 }
 
-void store_close(struct store *st)
+static void close_pooled(struct store *st)
 {
 	struct conn *c, *next;
 
-	if (!st)
-		return;
-	journal_close(st);
+	pthread_mutex_lock(&st->lock);
 	for (c = st->free_list; c; c = next) {
 		next = c->next_free;
 		conn_close(c);
+		st->nconn--;
 	}
+	st->free_list = NULL;
+	pthread_mutex_unlock(&st->lock);
+}
+
+void store_before_fork(struct store *st)
+{
+	close_pooled(st);
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	journal_close(st);
+	close_pooled(st);
 	pthread_cond_destroy(&st->freed);
 	pthread_mutex_destroy(&st->lock);
 	free(st->notify_path);

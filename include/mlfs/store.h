@@ -80,6 +80,17 @@ int store_open(const char *dir, int flags, struct store **out,
 	       char *err, size_t errlen);
 void store_close(struct store *st);
 
+/*
+ * store_before_fork - close every pooled database connection; the next
+ * call opens fresh ones. Call it before fork() when the child will use
+ * @st (a daemonizing mount): an SQLite connection must not cross fork().
+ * The parent's POSIX locks on the WAL index die with the parent, so a
+ * child reusing its connections would hold none and read a snapshot
+ * other processes' commits never move (and could be checkpointed under).
+ * No connection may be in use: call it from the only thread.
+ */
+void store_before_fork(struct store *st);
+
 const char *store_strerror(int rc);
 const char *store_dir(const struct store *st);
 

@@ -28,6 +28,8 @@
 #   sysop OP PATH [DATA]        one exact syscall sequence from Python
 #   poll_ms MS CMD...           retry CMD for up to MS ms (freshness checks only)
 #   mlfs_mount, mlfs_unmount, mlfs_kill9 (kill -9, then fusermount3 -u -z)
+#   mlfs_mount_daemon: mount the way users do, without -f (the daemon
+#   detaches; its exit status cannot be had, its sanitizer reports can)
 #
 # Environment: MLFS (the mlfs binary; default ../../build/cli/mlfs next to
 # this file), MLFS_TEST_KEEP=1 keeps $TMP for inspection.
@@ -51,6 +53,7 @@ mkdir "$MNT" || exit 1
 : >"$LOG"
 
 MLFS_PID=
+MLFS_DAEMONIZED=0	# MLFS_PID is not our child (mlfs_mount_daemon)
 cases_passed=0
 cases_failed=0
 case_name=
@@ -133,6 +136,10 @@ check_log()
 	if grep -qE "$SANITIZER_RE" "$LOG"; then
 		harness_fail "sanitizer report in the daemon's log"
 	fi
+	if ls "$TMP"/daemon-asan.* >/dev/null 2>&1; then
+		sed 's/^/# daemon: /' "$TMP"/daemon-asan.* | head -40
+		harness_fail "sanitizer report from the detached daemon"
+	fi
 	if [ -f "$WS/supervisor.log" ] && grep -qE "$SANITIZER_RE" "$WS/supervisor.log"; then
 		sed 's/^/# supervisor: /' "$WS/supervisor.log" | head -40
 		harness_fail "sanitizer report in a supervisor's log"
@@ -157,8 +164,12 @@ mlfs_unmount()
 		harness_fail "mlfs (pid $MLFS_PID) still running 30 s after unmount; killed"
 		kill -9 "$MLFS_PID" 2>/dev/null
 	fi
-	wait "$MLFS_PID"
-	status=$?
+	status=0
+	if [ "$MLFS_DAEMONIZED" -eq 0 ]; then
+		wait "$MLFS_PID"
+		status=$?
+	fi
+	MLFS_DAEMONIZED=0
 	# A daemon that died leaves a dead mount behind: detach it.
 	! is_mounted || fusermount3 -u -z "$MNT"
 	[ "$status" -eq 0 ] || harness_fail "mlfs exited with status $status (want 0)"
@@ -172,14 +183,46 @@ mlfs_kill9()
 	[ -n "$MLFS_PID" ] || return 0
 	kill -9 "$MLFS_PID"
 	pid_wait_gone "$MLFS_PID" 30 || harness_fail "mlfs survived kill -9"
-	{ wait "$MLFS_PID"; } 2>/dev/null	# no "Killed" job notice
-	say "# mlfs killed (wait status $?)"
+	if [ "$MLFS_DAEMONIZED" -eq 0 ]; then
+		{ wait "$MLFS_PID"; } 2>/dev/null	# no "Killed" job notice
+		say "# mlfs killed (wait status $?)"
+	fi
+	MLFS_DAEMONIZED=0
 	MLFS_PID=
 	fusermount3 -u -z "$MNT" || harness_fail "fusermount3 -u -z after kill -9"
 	if is_mounted; then
 		harness_fail "still a mount point after lazy unmount"
 	fi
 	check_log
+}
+
+# Mounts without -f, as a user does: "mlfs mount" returns once mounted
+# and the daemon it leaves has stdio on /dev/null, so sanitizer reports
+# go to $TMP/daemon-asan.* instead (check_log looks there).
+mlfs_mount_daemon()
+{
+	local rc
+	say "# mount: $MLFS mount $WS $MNT $*"
+	ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$TMP/daemon-asan" \
+	UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$TMP/daemon-asan" \
+		"$MLFS" mount "$WS" "$MNT" "$@" 2>>"$LOG"
+	rc=$?
+	if [ "$rc" -ne 0 ]; then
+		harness_fail "mlfs mount exited with status $rc"
+		exit 1
+	fi
+	if ! mountpoint -q "$MNT"; then
+		harness_fail "mlfs mount returned 0 but $MNT is not mounted"
+		exit 1
+	fi
+	MLFS_PID=$(pgrep -xf -- "$MLFS mount $WS $MNT( .*)?" | head -n1)
+	if [ -z "$MLFS_PID" ]; then
+		harness_fail "no daemon process serves $MNT"
+		fusermount3 -u -z "$MNT"
+		exit 1
+	fi
+	MLFS_DAEMONIZED=1
+	events_seen=0
 }
 
 # ---- cases and assertions -------------------------------------------------

@@ -136,8 +136,6 @@ static void *watch_loop(void *arg)
 		}
 		/* Snapshots are files, not rows: they have no change feed. */
 		snapshots_watch(ctx);
-		/* Other processes read the database: keep it current. */
-		store_journal_drain(ctx->st);
 		if (time_now_ms() - last_prune > PRUNE_EVERY_MS) {
 			store_changes_prune(ctx->st, CHANGES_KEEP);
 			last_prune = time_now_ms();

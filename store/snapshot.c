@@ -805,7 +805,8 @@ int snapshot_build(const char *workspace_dir, const char *source_dir,
 		rc = check_limits(&w);
 	if (rc != STORE_OK)
 		goto out_release;
-	qsort(w.v, w.n, sizeof(*w.v), item_cmp);
+	if (w.n)	/* an empty walk has no array */
+		qsort(w.v, w.n, sizeof(*w.v), item_cmp);
 	memset(&info, 0, sizeof(info));
 	info.files = w.files;
 	info.bytes = w.bytes;

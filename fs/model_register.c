@@ -404,11 +404,16 @@ static int store_version(struct fs_ctx *ctx, struct fs_handle *h,
 	};
 	size_t put = 0;
 	char err[512];
-	int rc = 0;
+	int hold = -1, rc = 0;
 
 	mf = calloc(r->nfiles, sizeof(*mf));
 	if (!mf)
 		return special_fail(h, ENOMEM, "out of memory");
+	/* until the version refers to them, the blobs are not orphans */
+	if (blob_puts_hold(ws, &hold) != STORE_OK) {
+		rc = special_fail(h, EIO, "cannot lock '%s/blobs/.puts'", ws);
+		goto out_free;
+	}
 	for (; put < r->nfiles; put++) {
 		struct reg_file *f = &r->files[put];
 		int brc = blob_put_path(ws, f->abs, &f->blob, err, sizeof(err));
@@ -441,6 +446,7 @@ out_unput:
 		if (!r->files[i].blob.existed)
 			blob_remove(ws, r->files[i].blob.hex);
 out_free:
+	blob_puts_release(hold);
 	free(mf);
 	return rc;
 }

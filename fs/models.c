@@ -80,9 +80,9 @@ int model_version_parse(const char *s, int64_t *out)
 /*
  * Blobs no version refers to are what a daemon killed between a blob put
  * and its registration, or between a version delete and the removal of
- * its blobs, leaves. Removed at mount, before any registration; blobs
- * younger than BLOB_SWEEP_MIN_AGE_S are kept, in case another process
- * is registering them right now.
+ * its blobs, leaves. Removed at mount, before any registration. When
+ * another process holds a put window open (blob_puts_hold), blobs
+ * younger than BLOB_SWEEP_MIN_AGE_S are kept: they may be its.
  */
 #define BLOB_SWEEP_MIN_AGE_S 3600
 
@@ -116,7 +116,7 @@ static int hex_cmp(const void *a, const void *b)
 }
 
 static void sweep_dir(const char *ws, int blobs_fd, const char *sub,
-		      const struct hexset *keep, time_t now, int *removed)
+		      const struct hexset *keep, time_t min_age, int *removed)
 {
 	char hex[BLOB_HEX_LEN + 1];
 	struct dirent *de;
@@ -143,7 +143,7 @@ static void sweep_dir(const char *ws, int blobs_fd, const char *sub,
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode) ||
-		    now - st.st_mtim.tv_sec < BLOB_SWEEP_MIN_AGE_S)
+		    time(NULL) - st.st_mtim.tv_sec < min_age)
 			continue;
 		if (blob_remove(ws, hex) == STORE_OK)
 			(*removed)++;
@@ -157,13 +157,16 @@ int models_mount_cleanup(struct fs_ctx *ctx)
 	struct hexset keep = { NULL, 0, 0 };
 	char blobs[PATH_MAX];
 	struct dirent *de;
-	int removed = 0, rc;
+	int removed = 0, quiet, lock = -1, rc;
 	DIR *d;
 
+	/* The lock before the listing: a put committed after the listing
+	 * would look like an orphan. */
+	quiet = blob_puts_quiet(ws, &lock) == STORE_OK;
 	rc = store_blob_each(ctx->st, hexset_add, &keep);
 	if (rc != STORE_OK || (keep.n && !keep.v)) {
-		free(keep.v);
-		return rc == STORE_OK ? -ENOMEM : -fs_errno(rc);
+		removed = rc == STORE_OK ? -ENOMEM : -fs_errno(rc);
+		goto out;
 	}
 	/* store order is hex order, but do not depend on it */
 	if (keep.n)
@@ -175,9 +178,12 @@ int models_mount_cleanup(struct fs_ctx *ctx)
 			if (strlen(de->d_name) == 2 &&
 			    strspn(de->d_name, "0123456789abcdef") == 2)
 				sweep_dir(ws, dirfd(d), de->d_name, &keep,
-					  time(NULL), &removed);
+					  quiet ? 0 : BLOB_SWEEP_MIN_AGE_S,
+					  &removed);
 		closedir(d);
 	}
+out:
+	blob_puts_release(lock);
 	free(keep.v);
 	return removed;
 }
@@ -486,13 +492,15 @@ static int drop_register(struct fs_ctx *ctx, struct fs_handle *h)
 	struct store_model_version v;
 	struct blob_ref ref;
 	char err[512] = "";
-	int rc;
+	int hold = -1, rc;
 
 	if (lseek(h->backing_fd, 0, SEEK_SET) < 0)
 		return -errno;
 	pthread_mutex_lock(&ctx->model_lock);
-	rc = blob_put_fd(store_dir(ctx->st), h->backing_fd, &ref, err,
-			 sizeof(err));
+	rc = blob_puts_hold(store_dir(ctx->st), &hold);
+	if (rc == STORE_OK)
+		rc = blob_put_fd(store_dir(ctx->st), h->backing_fd, &ref, err,
+				 sizeof(err));
 	if (rc == STORE_OK) {
 		f.blob = ref.hex;
 		f.size = (int64_t)ref.size;
@@ -500,6 +508,7 @@ static int drop_register(struct fs_ctx *ctx, struct fs_handle *h)
 		if (rc != STORE_OK && !ref.existed)
 			blob_remove(store_dir(ctx->st), ref.hex);
 	}
+	blob_puts_release(hold);
 	pthread_mutex_unlock(&ctx->model_lock);
 	if (rc != STORE_OK)
 		return fs_refuse(ctx, "close", h->node, NULL, fs_errno(rc),

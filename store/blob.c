@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -753,6 +754,49 @@ int blob_remove(const char *workspace_dir, const char *hex)
 	slash = strrchr(path, '/');
 	*slash = '\0';
 	return fsync_dir(path) < 0 ? STORE_IO : STORE_OK;
+}
+
+/* ---- the put lock ----------------------------------------------------------- */
+
+#define PUTS_LOCK ".puts"
+
+static int puts_lock(const char *workspace_dir, int how, int *fd)
+{
+	int blobs_fd = open_blobs(workspace_dir, 1);
+	int lfd, rc = STORE_IO;
+
+	if (blobs_fd < 0)
+		return STORE_IO;
+	lfd = openat(blobs_fd, PUTS_LOCK, O_RDONLY | O_CREAT | O_CLOEXEC |
+			O_NOFOLLOW, 0644);
+	close(blobs_fd);
+	if (lfd < 0)
+		return STORE_IO;
+	while (flock(lfd, how) < 0) {
+		if (errno == EINTR)
+			continue;
+		rc = errno == EWOULDBLOCK ? STORE_IN_USE : STORE_IO;
+		close(lfd);
+		return rc;
+	}
+	*fd = lfd;
+	return STORE_OK;
+}
+
+int blob_puts_hold(const char *workspace_dir, int *fd)
+{
+	return puts_lock(workspace_dir, LOCK_SH, fd);
+}
+
+int blob_puts_quiet(const char *workspace_dir, int *fd)
+{
+	return puts_lock(workspace_dir, LOCK_EX | LOCK_NB, fd);
+}
+
+void blob_puts_release(int fd)
+{
+	if (fd >= 0)
+		close(fd);	/* the lock goes with the last descriptor */
 }
 
 /* 1 if @name is TMP_PREFIX PID "-" ... of a process that no longer runs. */

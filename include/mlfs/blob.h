@@ -125,6 +125,27 @@ int blob_remove(const char *workspace_dir, const char *hex);
  */
 int blob_cleanup(const char *workspace_dir, int *removed);
 
+/*
+ * Unreferenced blobs. Between a put and the commit of the row that refers
+ * to it, a blob has no reference; a process killed in between leaves it
+ * orphaned for good. A sweeper must tell those from blobs another process
+ * is about to refer to: every such window is held open with a shared
+ * flock(2) on WORKSPACE/blobs/.puts, which the kernel drops with a dead
+ * process.
+ *
+ * blob_puts_hold - take the shared lock (waiting while a sweep holds it
+ * exclusively) into *fd, made with the file if missing. STORE_OK, or
+ * STORE_IO.
+ * blob_puts_release - drop it (@fd < 0 is a no-op).
+ * blob_puts_quiet - take it exclusively without waiting: STORE_OK and *fd
+ * when no put window is open in any process, so every unreferenced blob is
+ * an orphan until blob_puts_release(*fd); STORE_IN_USE when one is open;
+ * STORE_IO.
+ */
+int blob_puts_hold(const char *workspace_dir, int *fd);
+void blob_puts_release(int fd);
+int blob_puts_quiet(const char *workspace_dir, int *fd);
+
 /* ---- for tests ------------------------------------------------------------ */
 
 /*

@@ -578,3 +578,49 @@ Test(blob, cleanup_without_blobs_directory)
 	cr_assert_eq(blob_cleanup(ws, &removed), STORE_OK);
 	cr_assert_eq(removed, 0);
 }
+
+/* ---- the put lock ------------------------------------------------------------ */
+
+Test(blob, puts_quiet_only_when_no_put_window_is_open)
+{
+	int a = -1, b = -1, q = -1;
+
+	cr_assert_eq(blob_puts_hold(ws, &a), STORE_OK);
+	cr_assert_eq(blob_puts_hold(ws, &b), STORE_OK, "holds share the lock");
+	cr_expect_eq(blob_puts_quiet(ws, &q), STORE_IN_USE);
+	blob_puts_release(a);
+	cr_expect_eq(blob_puts_quiet(ws, &q), STORE_IN_USE, "one still open");
+	blob_puts_release(b);
+	cr_assert_eq(blob_puts_quiet(ws, &q), STORE_OK);
+	blob_puts_release(q);
+	blob_puts_release(-1);	/* a no-op */
+}
+
+Test(blob, a_dead_holder_leaves_the_workspace_quiet)
+{
+	int fds[2], q = -1;
+	char c;
+	pid_t pid;
+
+	cr_assert_eq(pipe(fds), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int h;
+
+		if (blob_puts_hold(ws, &h) != STORE_OK)
+			_exit(1);
+		if (write(fds[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(fds[1]);
+	cr_assert_eq(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	cr_expect_eq(blob_puts_quiet(ws, &q), STORE_IN_USE, "a live holder");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	cr_assert_eq(blob_puts_quiet(ws, &q), STORE_OK, "the kernel dropped it");
+	blob_puts_release(q);
+}

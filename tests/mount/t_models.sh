@@ -26,7 +26,7 @@ register()
 	exec 3>&-
 	echo "$r"
 }
-nblobs() { find "$WS/blobs" -type f ! -path "$WS/blobs/tmp/*" 2>/dev/null | wc -l; }
+nblobs() { find "$WS/blobs" -mindepth 2 -type f -path "$WS/blobs/[0-9a-f][0-9a-f]/*" 2>/dev/null | wc -l; }
 
 mlfs_mount
 
@@ -217,17 +217,94 @@ mlfs_mount
 expect_eq "2" "$(readlink "$M/clf/latest")" "no version from the interrupted drop"
 expect_eq 0 "$(find "$WS/cache" "$WS/blobs" -type f -newer "$TMP/slow.started" | wc -l)" "no file left by the drop"
 
-test_case unreferenced_old_blobs_are_removed_at_mount
+test_case numpy_load_with_mmap_mode_reads_a_version_file
+"$PY" -c 'import numpy, sys; numpy.save(sys.argv[1], numpy.arange(1000, dtype="float64"))' \
+	"$TMP/arr.npy" || fail "numpy.save"
+expect_eq "npy 1" "$(register "{\"name\": \"npy\", \"path\": \"$TMP/arr.npy\"}")" "reply"
+expect_eq "499500.0 True" "$("$PY" -c '
+import numpy, sys
+a = numpy.load(sys.argv[1], mmap_mode="r")
+print(float(a.sum()), isinstance(a, numpy.memmap))' "$M/npy/latest/files/arr.npy")" "numpy memmap"
+
+test_case four_concurrent_registrations_make_versions_1_to_4_each_whole
+for i in 1 2 3 4; do
+	head -c $((4 * 1024 * 1024)) /dev/urandom >"$TMP/conc$i.bin"
+done
+pids=
+for i in 1 2 3 4; do
+	( register "{\"name\": \"conc\", \"path\": \"$TMP/conc$i.bin\"}" >"$TMP/conc$i.reply" ) &
+	pids="$pids $!"
+done
+# shellcheck disable=SC2086 # one pid each
+wait $pids
+expect_eq "conc 1
+conc 2
+conc 3
+conc 4" "$(cat "$TMP"/conc?.reply | sort)" "replies"
+for v in 1 2 3 4; do
+	f=$(ls "$M/conc/$v/files")
+	case $f in conc[1-4].bin) ;; *) fail "version $v holds '$f'" ;; esac
+	expect_eq "$(sha256sum <"$TMP/$f")" "$(sha256sum <"$M/conc/$v/files/$f")" "version $v bytes"
+	grep -q "\"sha256\": \"$(sha256sum <"$TMP/$f" | cut -d' ' -f1)\"" "$M/conc/$v/model.json" ||
+		fail "version $v model.json sha256"
+	echo "$f"
+done | sort >"$TMP/conc.files"
+expect_eq "conc1.bin
+conc2.bin
+conc3.bin
+conc4.bin" "$(grep '^conc' "$TMP/conc.files")" "each source registered once"
+
+test_case daemon_killed_during_a_1gib_registration_leaves_no_version_nor_blob
+# 1 GiB of distinct bytes: 16 copies of 64 MiB of random data, each copy
+# with its index in front, so no two blobs (and no old one) match.
+head -c $((64 * 1024 * 1024)) /dev/urandom >"$TMP/chunk" || fail "random chunk"
+for i in $(seq 16); do printf '%08d' "$i"; cat "$TMP/chunk"; done >"$TMP/big.bin"
+rm -f "$TMP/chunk"
+mkdir "$M/big" || fail "mkdir big"
+before=$(nblobs)
+( register "{\"name\": \"big\", \"path\": \"$TMP/big.bin\"}" >"$TMP/big.reply" 2>&1 ) &
+writer=$!
+# The daemon's temporary blob (O_TMPFILE, or blobs/tmp/) shows among its
+# descriptors once the copy has begun.
+poll_ms 20000 sh -c "ls -l /proc/$MLFS_PID/fd 2>/dev/null | grep -q '$WS/blobs/'" ||
+	fail "the registration never started copying"
+mlfs_kill9
+wait "$writer" 2>/dev/null
+mlfs_mount
+expect_errno ENOENT ls "$M/big/latest"
+expect_eq "aliases" "$(ls "$M/big")" "no version of big"
+expect_eq "$before" "$(nblobs)" "no blob left by the killed registration"
+expect_eq 0 "$(find "$WS/blobs/tmp" -type f 2>/dev/null | wc -l)" "no temporary left"
+expect_eq "big 1" "$(register "{\"name\": \"big\", \"path\": \"$TMP/big.bin\"}")" "registering again works"
+expect_eq "$(sha256sum <"$TMP/big.bin")" "$(sha256sum <"$M/big/1/files/big.bin")" "the whole 1 GiB"
+rmdir "$M/big/1" && rmdir "$M/big" || fail "remove big"
+rm -f "$TMP/big.bin"
+
+test_case unreferenced_blobs_are_removed_at_mount_unless_a_put_is_open
 mlfs_unmount
 old=$WS/blobs/00/$(printf '%062d' 0)
 young=$WS/blobs/00/$(printf '%062d' 1)
 mkdir -p "$WS/blobs/00" && echo junk >"$old" && echo junk >"$young" &&
 	touch -d '2 hours ago' "$old" || fail "make fake blobs"
 kept=$(nblobs)
+# Another process between a blob put and its commit holds this lock:
+# young unreferenced blobs may be its, old ones are orphans anyway.
+"$PY" -c 'import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.flock(f, fcntl.LOCK_SH)
+time.sleep(60)' "$WS/blobs/.puts" &
+holder=$!
+poll_ms 5000 sh -c "! flock -n -x '$WS/blobs/.puts' true" || fail "the holder did not lock"
 mlfs_mount
 [ ! -e "$old" ] || fail "an old unreferenced blob survived the mount"
-[ -e "$young" ] || fail "a young unreferenced blob was removed"
+[ -e "$young" ] || fail "a young unreferenced blob was removed while a put was open"
 expect_eq "$((kept - 1))" "$(nblobs)" "only the old orphan went"
+kill "$holder"
+wait "$holder" 2>/dev/null
+mlfs_unmount
+mlfs_mount
+[ ! -e "$young" ] || fail "a young orphan survived a mount with no put open"
+expect_eq "$((kept - 2))" "$(nblobs)" "both orphans gone, every version's blob kept"
 expect_eq "{'w': [1, 2, 3]}" "$("$PY" -c "import pickle,sys; print(pickle.load(open(sys.argv[1],'rb')))" "$M/clf/1/files/model.pkl")" "versions still read after remount"
 
 test_done

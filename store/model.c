@@ -25,6 +25,7 @@
 #include "mlfs/blob.h"
 #include "mlfs/models.h"
 #include "mlfs/parse.h"
+#include "mlfs/strbuf.h"
 #include "mlfs/timefmt.h"
 #include "store_internal.h"
 #include "model_internal.h"
@@ -658,20 +659,12 @@ int store_model_latest(struct store *st, const char *name, int64_t *version)
 	return rc;
 }
 
-int store_model_files(struct store *st, int64_t version_id,
-		      store_model_file_fn fn, void *ctx)
+/* Steps @s (bound) and calls @fn per file row; resets @s. */
+static int file_rows(struct conn *c, sqlite3_stmt *s, store_model_file_fn fn,
+		     void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	int rc;
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_MODEL_FILE_LIST);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, version_id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct store_model_file f = {
 			.path = (const char *)sqlite3_column_text(s, 0),
@@ -685,8 +678,58 @@ int store_model_files(struct store *st, int64_t version_id,
 	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
 		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list files");
 	sqlite3_reset(s);
-out_put:
+	return rc;
+}
+
+int store_model_files(struct store *st, int64_t version_id,
+		      store_model_file_fn fn, void *ctx)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_MODEL_FILE_LIST);
+	if (s) {
+		sqlite3_bind_int64(s, 1, version_id);
+		rc = file_rows(c, s, fn, ctx);
+	}
 	conn_put(st, c);
+	return rc;
+}
+
+int store_model_files_at(struct store *st, int64_t version_id,
+			 const char *path, store_model_file_fn fn, void *ctx)
+{
+	struct strbuf end = STRBUF_INIT;
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc;
+
+	/* '0' follows '/': [path, path "0") holds path and path/... */
+	if (path[0] && (strbuf_addstr(&end, path) < 0 ||
+			strbuf_addch(&end, '0') < 0)) {
+		strbuf_release(&end);
+		return STORE_NOMEM;
+	}
+	rc = conn_get(st, &c);
+	if (rc != STORE_OK)
+		goto out;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_MODEL_FILE_RANGE);
+	if (s) {
+		sqlite3_bind_int64(s, 1, version_id);
+		sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+		if (path[0])
+			sqlite3_bind_text(s, 3, end.buf, (int)end.len,
+					  SQLITE_STATIC);
+		rc = file_rows(c, s, fn, ctx);
+	}
+	conn_put(st, c);
+out:
+	strbuf_release(&end);
 	return rc;
 }
 

@@ -251,6 +251,11 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 	[SQL_MODEL_FILE_LIST] =
 		"SELECT path, blob, size, mode FROM model_file "
 		"WHERE version_id = ?1 ORDER BY path",
+	/* The files at or below a path: a range of the primary key. */
+	[SQL_MODEL_FILE_RANGE] =
+		"SELECT path, blob, size, mode FROM model_file "
+		"WHERE version_id = ?1 AND path >= ?2 AND (?3 IS NULL OR path < ?3) "
+		"ORDER BY path",
 	/* Blobs of version ?1 that no other version names (model_file_by_blob). */
 	[SQL_MODEL_ORPHANS] =
 		"SELECT DISTINCT f.blob FROM model_file f "

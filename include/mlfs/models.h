@@ -150,6 +150,15 @@ int store_model_latest(struct store *st, const char *name, int64_t *version);
 typedef int (*store_model_file_fn)(void *ctx, const struct store_model_file *f);
 int store_model_files(struct store *st, int64_t version_id,
 		      store_model_file_fn fn, void *ctx);
+/*
+ * store_model_files_at - the files of version @version_id whose path is
+ * @path or lies below it (@path "/"-separated, no trailing "/"; "" for
+ * all), in path order, and possibly a few more that share @path as a
+ * string prefix ("a.b" for "a"): callers match exactly. One index range,
+ * so a lookup in a large version costs what its answer holds.
+ */
+int store_model_files_at(struct store *st, int64_t version_id,
+			 const char *path, store_model_file_fn fn, void *ctx);
 
 /* A list of blob hexes, owned by the struct. */
 struct store_hex_list {

@@ -438,6 +438,43 @@ Test(model, register_records_files_in_path_order)
 	store_close(st);
 }
 
+Test(model, files_at_a_path_are_one_range)
+{
+	struct store *st = ws_open();
+	struct store_model_file f[] = {
+		{ "a.b", hex('b'), 2, 0644 },
+		{ "a/x", hex('c'), 3, 0644 },
+		{ "a/y/z", hex('d'), 4, 0644 },
+		{ "a0", hex('e'), 5, 0644 },
+		{ "b", hex('f'), 6, 0644 },
+	};
+	struct store_model_version v = reg_files(st, "churn", f, 5, 0);
+	struct items it = { 0 };
+
+	cr_assert_eq(store_model_files_at(st, v.id, "a", collect_file, &it),
+		     STORE_OK);
+	/* "a.b" shares the prefix (callers match exactly); "a0", "b" do not */
+	cr_assert_eq(it.n, 3);
+	cr_expect_str_eq(it.s[0], "a.b bbbb 2 644");
+	cr_expect_str_eq(it.s[1], "a/x cccc 3 644");
+	cr_expect_str_eq(it.s[2], "a/y/z dddd 4 644");
+	items_release(&it);
+	cr_assert_eq(store_model_files_at(st, v.id, "a/y/z", collect_file, &it),
+		     STORE_OK);
+	cr_assert_eq(it.n, 1);
+	items_release(&it);
+	cr_assert_eq(store_model_files_at(st, v.id, "", collect_file, &it),
+		     STORE_OK);
+	cr_expect_eq(it.n, 5, "all");
+	items_release(&it);
+	cr_assert_eq(store_model_files_at(st, v.id, "nope", collect_file, &it),
+		     STORE_OK);
+	cr_expect_eq(it.n, 0);
+	items_release(&it);
+	store_model_version_release(&v);
+	store_close(st);
+}
+
 /* Asserts that nothing of a refused registration of "churn" remains. */
 static void assert_nothing_registered(struct store *st)
 {

@@ -1005,7 +1005,8 @@ static int vfind_one(void *arg, const struct store_model_file *f)
 
 static int vfind(struct fs_ctx *ctx, int64_t version_id, struct vfind *vf)
 {
-	int rc = store_model_files(ctx->st, version_id, vfind_one, vf);
+	int rc = store_model_files_at(ctx->st, version_id,
+				      vf->plen ? vf->path : "", vfind_one, vf);
 
 	if (rc == 1)
 		return -ENOMEM;
@@ -1087,19 +1088,14 @@ static int vfile_find(struct fs_ctx *ctx, struct fs_node *node,
 	return rc;
 }
 
-static int vfile_open(struct fs_ctx *ctx, struct fs_node *node, int *fd)
-{
-	struct vfind *vf = calloc(1, sizeof(*vf));
-	int rc = vf ? vfile_find(ctx, node, vf) : -ENOMEM;
-
-	if (rc == 0)
-		rc = -fs_errno(blob_open(store_dir(ctx->st), vf->blob, fd));
-	free(vf);
-	return rc;
-}
-
-static int vfile_stat(struct fs_ctx *ctx, struct fs_node *node,
-		      struct stat *st)
+/*
+ * A version's file never changes, so what it is made of is looked up once
+ * per node and kept in the node's content, which these kinds do not
+ * otherwise use: mem holds the blob's hex, aux the size, mtime_ms the
+ * version's creation. Opens and stats of a large model then cost no query.
+ */
+static int vfile_fill(struct fs_ctx *ctx, struct fs_node *node,
+		      struct content *c)
 {
 	struct store_model_version v;
 	struct vfind *vf = calloc(1, sizeof(*vf));
@@ -1107,13 +1103,68 @@ static int vfile_stat(struct fs_ctx *ctx, struct fs_node *node,
 
 	if (rc == 0)
 		rc = mversion_get(ctx, node, &v);
-	if (rc == 0) {
-		st->st_size = (off_t)vf->file.size;
-		st->st_mtim.tv_sec = v.created_ms / 1000;
-		st->st_mtim.tv_nsec = (v.created_ms % 1000) * 1000000;
-		store_model_version_release(&v);
-	}
+	if (rc < 0)
+		goto out;
+	c->mtime_ms = v.created_ms;
+	store_model_version_release(&v);
+	c->aux = vf->file.size;
+	strbuf_reset(&c->mem);
+	if (strbuf_addstr(&c->mem, vf->blob) < 0)
+		rc = -ENOMEM;
+	else
+		c->rendered = 1;
+out:
 	free(vf);
+	return rc;
+}
+
+/* The blob, size and mtime of @node into @hex, @size, @mtime_ms. */
+static int vfile_ref(struct fs_ctx *ctx, struct fs_node *node,
+		     char hex[BLOB_HEX_LEN + 1], int64_t *size,
+		     int64_t *mtime_ms)
+{
+	struct content *c = &node->content;
+	int rc = 0;
+
+	pthread_mutex_lock(&node->lock);
+	if (!c->rendered)
+		rc = vfile_fill(ctx, node, c);
+	if (rc == 0) {
+		snprintf(hex, BLOB_HEX_LEN + 1, "%s", strbuf_str(&c->mem));
+		*size = c->aux;
+		*mtime_ms = c->mtime_ms;
+	}
+	pthread_mutex_unlock(&node->lock);
+	return rc;
+}
+
+static int vfile_open(struct fs_ctx *ctx, struct fs_node *node, int *fd)
+{
+	char hex[BLOB_HEX_LEN + 1];
+	int64_t size, mtime_ms;
+	int rc = vfile_ref(ctx, node, hex, &size, &mtime_ms);
+
+	if (rc < 0)
+		return rc;
+	rc = -fs_errno(blob_open(store_dir(ctx->st), hex, fd));
+	/* A model is mostly read whole: let the disk read ahead far. */
+	if (rc == 0)
+		posix_fadvise(*fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return rc;
+}
+
+static int vfile_stat(struct fs_ctx *ctx, struct fs_node *node,
+		      struct stat *st)
+{
+	char hex[BLOB_HEX_LEN + 1];
+	int64_t size, mtime_ms;
+	int rc = vfile_ref(ctx, node, hex, &size, &mtime_ms);
+
+	if (rc == 0) {
+		st->st_size = (off_t)size;
+		st->st_mtim.tv_sec = mtime_ms / 1000;
+		st->st_mtim.tv_nsec = (mtime_ms % 1000) * 1000000;
+	}
 	return rc;
 }
 

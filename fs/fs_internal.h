@@ -22,6 +22,7 @@
 
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -304,6 +305,11 @@ struct fs_ctx {
 	pthread_t watcher;
 	int watcher_running;
 	volatile int stopping;
+	/* Read-ahead: the mount's "MAJ:MIN" ("" unknown); set once the
+	 * kernel has taken our INIT reply, which resets it (watch.c). */
+	char bdi[32];
+	atomic_int inited;
+	int read_ahead_set;
 	int64_t change_seq;
 	int64_t mount_ms;
 	pthread_mutex_t carry_lock;	/* fs_node.carrying */
@@ -405,6 +411,8 @@ int fs_refuse(struct fs_ctx *ctx, const char *op, struct fs_node *node,
 
 /* watch.c */
 int watcher_start(struct fs_ctx *ctx);
+/* mount.c: "MAJ:MIN" of the newest mount at absolute @mountpoint. */
+int mount_device(const char *mountpoint, char *dev, size_t devlen);
 void watcher_stop(struct fs_ctx *ctx);
 
 /* snapshots.c */

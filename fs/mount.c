@@ -131,6 +131,51 @@ static void ctx_release(struct fs_ctx *ctx)
  * The loop returns the signal that ended it (libfuse's handlers record
  * it): SIGINT, SIGTERM and SIGHUP are how a mount is asked to stop.
  */
+/*
+ * The device numbers "MAJ:MIN" of the newest mount at @mountpoint, from
+ * /proc/self/mountinfo: stat() of the mount point would ask this daemon,
+ * which does not serve yet. Mount points there escape ' ', '\t', '\n'
+ * and '\\' as octal; ours are compared in that form. 0, or -1.
+ */
+int mount_device(const char *mountpoint, char *dev, size_t devlen)
+{
+	char want[4 * PATH_MAX];
+	char *line = NULL;
+	size_t cap = 0, w = 0;
+	FILE *f;
+	int rc = -1;
+
+	/* Absolute already (cli/main.c); realpath() would stat the mount. */
+	for (const char *p = mountpoint; *p && w + 5 < sizeof(want); p++) {
+		if (strchr(" \t\n\\", *p))
+			w += (size_t)snprintf(want + w, sizeof(want) - w, "\\%03o",
+					      (unsigned char)*p);
+		else
+			want[w++] = *p;
+	}
+	want[w] = '\0';
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -1;
+	while (getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... */
+		char *save = NULL, *field[5];
+		int i;
+
+		field[0] = strtok_r(line, " ", &save);
+		for (i = 1; i < 5 && field[i - 1]; i++)
+			field[i] = strtok_r(NULL, " ", &save);
+		if (i == 5 && field[4] && strcmp(field[4], want) == 0 &&
+		    strlen(field[2]) < devlen) {
+			snprintf(dev, devlen, "%s", field[2]);
+			rc = 0;		/* keep going: the last one is on top */
+		}
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
 static int loop_status(int rc)
 {
 	return rc != 0 && rc != SIGINT && rc != SIGTERM && rc != SIGHUP;
@@ -158,6 +203,8 @@ int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
 		goto out_session;
 	if (fuse_session_mount(ctx.se, opt->mountpoint) != 0)
 		goto out_signals;
+	if (mount_device(opt->mountpoint, ctx.bdi, sizeof(ctx.bdi)) < 0)
+		ctx.bdi[0] = '\0';
 	if (!opt->foreground)
 		store_before_fork(ctx.st);
 	if (fuse_daemonize(opt->foreground) != 0)
@@ -178,6 +225,9 @@ int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
 			goto out_watcher;
 		fuse_loop_cfg_set_max_threads(loop, 16);
 		fuse_loop_cfg_set_idle_threads(loop, 4);
+		/* A device descriptor per thread: no herd on one queue lock
+		 * for every request (open/release of many small files). */
+		fuse_loop_cfg_set_clone_fd(loop, 1);
 		ret = loop_status(fuse_session_loop_mt(ctx.se, loop));
 		fuse_loop_cfg_destroy(loop);
 	}

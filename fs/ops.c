@@ -911,7 +911,9 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs_ctx *ctx = userdata;
+
+	atomic_store(&ctx->inited, 1);
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,6 +86,42 @@ static void wait_for_writes(int fd, int64_t round_start)
 	}
 }
 
+/*
+ * The kernel reads ahead 128 KiB on a FUSE mount: one request at a time
+ * through the daemon, half the speed of reading a large model or dataset
+ * from disk. A mount's read-ahead is its backing device info's, settable
+ * by root in sysfs, but the kernel lowers it to what INIT agreed when it
+ * takes our reply, and INIT was asked before we could raise it: so it is
+ * raised here, after, and read back until it holds. Not root: no effect.
+ */
+#define READ_AHEAD_KB 4096
+#define READ_AHEAD_TRIES 20
+
+static void tune_read_ahead(struct fs_ctx *ctx)
+{
+	char path[96], buf[32] = "";
+	FILE *f;
+
+	if (!ctx->bdi[0] || !atomic_load(&ctx->inited) ||
+	    ctx->read_ahead_set >= READ_AHEAD_TRIES)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", ctx->bdi);
+	f = fopen(path, "r+e");
+	if (!f) {
+		ctx->read_ahead_set = READ_AHEAD_TRIES;
+		return;
+	}
+	if (fgets(buf, sizeof(buf), f) && strtol(buf, NULL, 10) >= READ_AHEAD_KB)
+		ctx->read_ahead_set = READ_AHEAD_TRIES;	/* it holds */
+	else
+		ctx->read_ahead_set++;
+	if (ctx->read_ahead_set < READ_AHEAD_TRIES) {
+		rewind(f);
+		fprintf(f, "%d\n", READ_AHEAD_KB);
+	}
+	fclose(f);
+}
+
 /* Our own change: the change feed will not tell us (see on_change). */
 static void run_lost(void *arg, int64_t run_id)
 {
@@ -145,6 +182,7 @@ static void *watch_loop(void *arg)
 			last_checkpoint = time_now_ms();
 		}
 		check_supervisors(ctx, &last_lost_check);
+		tune_read_ahead(ctx);
 		wait_for_writes(notify_fd, round_start);
 	}
 	if (notify_fd >= 0)

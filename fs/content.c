@@ -180,6 +180,8 @@ void version_bump_change(struct fs_ctx *ctx, const struct store_change *ch)
 		version_bump(ctx, DEP_MODELS, 0);
 		version_bump(ctx, DEP_MODEL, ch->object_id);
 		break;
+	case CHANGE_DATASTORES:
+		break;	/* datastores/ is not served yet */
 	case CHANGE_MODEL:
 		version_bump(ctx, DEP_MODEL, ch->object_id);
 		/* the source run's run.json lists its model versions */

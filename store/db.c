@@ -34,7 +34,7 @@
 #define POOL_MAX 8
 
 static const char *const workspace_subdirs[] = {
-	"runs", "blobs", "cache", "journal",
+	"runs", "blobs", "cache", "journal", "datastore",
 };
 
 const char *store_strerror(int rc)

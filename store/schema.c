@@ -188,6 +188,19 @@ static const char *const migrations[] = {
 	"  created_ms INTEGER NOT NULL,"
 	"  PRIMARY KEY (deployment, version_id)) WITHOUT ROWID;"
 	"CREATE INDEX deployment_ref_by_version ON deployment_ref (version_id);",
+
+	/* 3 -> 4: datastores (header values live in WORKSPACE/credentials) */
+	"CREATE TABLE datastore ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  type INTEGER NOT NULL,"
+	"  path TEXT,"
+	"  url TEXT,"
+	"  header_names TEXT NOT NULL DEFAULT '[]',"
+	"  created_ms INTEGER NOT NULL);"
+	"INSERT INTO datastore (name, type, path, created_ms) VALUES "
+	"  ('default', 1, 'datastore',"
+	"   CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==

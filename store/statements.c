@@ -207,6 +207,16 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 		"DELETE FROM change WHERE seq <= (SELECT max(seq) FROM change) - ?1",
 
 	/* The model registry (model.c, model_meta.c). */
+	[SQL_DATASTORE_INSERT] =
+		"INSERT INTO datastore (name, type, path, url, header_names, "
+		"created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[SQL_DATASTORE_GET] =
+		"SELECT id, name, type, path, url, header_names, created_ms "
+		"FROM datastore WHERE name = ?1",
+	[SQL_DATASTORE_LIST] =
+		"SELECT id, name, type, path, url, header_names, created_ms "
+		"FROM datastore ORDER BY name",
+	[SQL_DATASTORE_DELETE] = "DELETE FROM datastore WHERE id = ?1",
 	[SQL_MODEL_INSERT] =
 		"INSERT INTO model (name, created_ms, updated_ms) "
 		"VALUES (?1, ?2, ?2)",

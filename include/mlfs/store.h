@@ -57,7 +57,7 @@ enum store_rc {
 #define STORE_EVENTS_KEEP 10000	/* events kept; older ones are pruned */
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store;
 
@@ -539,6 +539,8 @@ enum change_kind {
 				 * aliases or deployment references changed;
 				 * object_id = model, run_id = the version's
 				 * source run (0 when none) */
+	CHANGE_DATASTORES = 10,	/* a datastore was made or removed;
+				 * object_id = datastore */
 };
 
 struct store_change {

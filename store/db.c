@@ -484,11 +484,11 @@ int store_open(const char *dir, int flags, struct store **out, char *err,
 		rc = STORE_NOT_FOUND;
 		goto out_free;
 	}
-	if (flags & STORE_CREATE) {
-		rc = make_dirs(st->dir, err, errlen);
-		if (rc != STORE_OK)
-			goto out_free;
-	}
+	/* Also for an existing workspace: a newer mlfs may add directories
+	 * (datastore/ came with schema 4). */
+	rc = make_dirs(st->dir, err, errlen);
+	if (rc != STORE_OK)
+		goto out_free;
 	rc = prepare_database(st->dir, st->db_path, flags & STORE_CREATE, err,
 			      errlen);
 	if (rc != STORE_OK)

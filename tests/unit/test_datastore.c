@@ -296,3 +296,25 @@ Test(datastore, concurrent_registrations_of_one_name_leave_one_whole)
 		  "%s", hs.s[0]);
 	store_close(st);
 }
+
+Test(datastore, a_schema_3_workspace_gets_the_default_datastore)
+{
+	char dir[PATH_MAX], db_path[PATH_MAX], want[PATH_MAX], err[512] = "";
+	struct store_datastore d;
+	struct store *st = NULL;
+	struct stat sb;
+	int rc;
+
+	ws_path(dir, "v3");
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	ws_path(db_path, "v3/workspace.db");
+	cr_assert_eq(store_migrate_to(db_path, 3), STORE_OK);
+	rc = store_open(dir, 0, &st, err, sizeof(err));
+	cr_assert_eq(rc, STORE_OK, "store_open: %s", err);
+	cr_assert_eq(store_datastore_get(st, "default", &d), STORE_OK);
+	ws_path(want, "v3/datastore");
+	cr_expect_str_eq(d.path, want);
+	cr_expect(stat(want, &sb) == 0 && S_ISDIR(sb.st_mode));
+	store_datastore_release(&d);
+	store_close(st);
+}

@@ -1333,7 +1333,7 @@ Test(model, migrates_a_schema_2_workspace)
 	cr_assert_eq(rc, STORE_OK, "store_open: %s: %s", store_strerror(rc),
 		     err);
 	cr_assert_eq(store_workspace_get(st, &ws), STORE_OK);
-	cr_assert_eq(ws.schema_version, 3);
+	cr_assert_eq(ws.schema_version, STORE_SCHEMA_VERSION);
 	store_workspace_release(&ws);
 	cr_assert_eq(count_models(st), 0);
 	cr_assert_eq(store_run_get_by_name(st, "old-run", &r), STORE_OK);

@@ -395,6 +395,15 @@ int special_truncate(struct fs_ctx *ctx, struct fs_node *node, off_t size);
 /* Replies to a read of a special file's handle. */
 void special_reply_read(fuse_req_t req, struct fs_handle *h, size_t size,
 			off_t off);
+/* The working directory of the request's writer into @buf: 0 or -errno. */
+int special_writer_cwd(const struct fs_handle *h, char *buf, size_t len);
+/*
+ * May the request's writer read @st (and enter it, a directory)? The
+ * daemon runs as root and could read anything: this keeps a user from
+ * snapshotting or registering what they cannot read themselves (a mount
+ * shared with allow_other). Checks the writer's uid and primary gid.
+ */
+int special_writer_may_read(const struct fs_handle *h, const struct stat *st);
 /* Sets h->reply to a message and returns -err (for act callbacks). */
 int special_fail(struct fs_handle *h, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

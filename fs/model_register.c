@@ -170,19 +170,6 @@ static int parse_request(struct fs_handle *h, struct registration *r,
 
 /* ---- where the files are ------------------------------------------------- */
 
-static int writer_cwd(pid_t pid, char *buf, size_t len)
-{
-	char link[64];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/%d/cwd", (int)pid);
-	n = readlink(link, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
 /* A path below a run's outputs: relative, no "." or ".." components. */
 static int inner_path_ok(const char *p)
 {
@@ -244,7 +231,7 @@ static int resolve_local_path(struct fs_handle *h, struct registration *r,
 			return special_fail(h, EINVAL, "field 'path': too long");
 		return 0;
 	}
-	rc = writer_cwd(h->writer.pid, cwd, sizeof(cwd));
+	rc = special_writer_cwd(h, cwd, sizeof(cwd));
 	if (rc < 0)
 		return special_fail(h, EIO, "field 'path': cannot find the "
 				    "writer's working directory: %s",
@@ -253,20 +240,6 @@ static int resolve_local_path(struct fs_handle *h, struct registration *r,
 	    sizeof(r->root))
 		return special_fail(h, EINVAL, "field 'path': too long");
 	return 0;
-}
-
-/* May the writer read @st (the daemon runs as root)? */
-static int writer_may_read(const struct fuse_ctx *who, const struct stat *st)
-{
-	mode_t need = S_ISDIR(st->st_mode) ? (S_IRUSR | S_IXUSR) : S_IRUSR;
-
-	if (who->uid == 0)
-		return 1;
-	if (who->uid == st->st_uid)
-		return (st->st_mode & need) == need;
-	if (who->gid == st->st_gid)
-		return (st->st_mode & (need >> 3)) == (need >> 3);
-	return (st->st_mode & (need >> 6)) == (need >> 6);
 }
 
 static int add_file(struct fs_handle *h, struct registration *r,
@@ -333,7 +306,7 @@ static int walk(struct fs_handle *h, struct registration *r, const char *abs,
 		}
 		if (lstat(cabs, &st) < 0)
 			continue;	/* gone meanwhile */
-		if (!writer_may_read(&h->writer, &st))
+		if (!special_writer_may_read(h, &st))
 			rc = special_fail(h, EACCES, "field 'path': cannot read "
 					  "'%s': permission denied", cabs);
 		else if (S_ISDIR(st.st_mode))
@@ -354,7 +327,7 @@ static int collect_files(struct fs_handle *h, struct registration *r)
 		return special_fail(h, errno == EACCES ? EACCES : ENOENT,
 				    "field 'path': cannot open '%s': %s",
 				    r->root, strerror(errno));
-	if (!writer_may_read(&h->writer, &st))
+	if (!special_writer_may_read(h, &st))
 		return special_fail(h, EACCES, "field 'path': cannot read '%s': "
 				    "permission denied", r->root);
 	if (S_ISDIR(st.st_mode)) {

@@ -18,6 +18,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs_internal.h"
 
@@ -185,4 +187,33 @@ void special_reply_read(fuse_req_t req, struct fs_handle *h, size_t size,
 	memcpy(copy, h->reply.buf + pos, size);
 	h->reply_pos += size;
 	fuse_reply_buf(req, copy, size);
+}
+
+/* ---- the writer ------------------------------------------------------------ */
+
+int special_writer_cwd(const struct fs_handle *h, char *buf, size_t len)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%d/cwd", (int)h->writer.pid);
+	n = readlink(link, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+int special_writer_may_read(const struct fs_handle *h, const struct stat *st)
+{
+	mode_t need = S_ISDIR(st->st_mode) ? (S_IRUSR | S_IXUSR) : S_IRUSR;
+	const struct fuse_ctx *who = &h->writer;
+
+	if (who->uid == 0)
+		return 1;
+	if (who->uid == st->st_uid)
+		return (st->st_mode & need) == need;
+	if (who->gid == st->st_gid)
+		return (st->st_mode & (need >> 3)) == (need >> 3);
+	return (st->st_mode & (need >> 6)) == (need >> 6);
 }

@@ -52,44 +52,11 @@ static void submission_release(struct submission *s)
 
 /* ---- the source directory --------------------------------------------- */
 
-/* The writer's working directory, for a relative source_directory. */
-static int writer_cwd(pid_t pid, char *buf, size_t len)
-{
-	char link[64];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/%d/cwd", (int)pid);
-	n = readlink(link, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
-/*
- * May the writer read and enter @st? The daemon runs as root and could
- * read anything: this keeps a user from snapshotting what they cannot
- * read themselves (when the mount is shared with allow_other).
- */
-static int writer_may_read(const struct fuse_ctx *who, const struct stat *st)
-{
-	mode_t need = S_IRUSR | S_IXUSR;
-
-	if (who->uid == 0)
-		return 1;
-	if (who->uid == st->st_uid)
-		return (st->st_mode & need) == need;
-	if (who->gid == st->st_gid)
-		return (st->st_mode & (need >> 3)) == (need >> 3);
-	return (st->st_mode & (need >> 6)) == (need >> 6);
-}
-
-static int resolve_source(struct fs_handle *h, struct submission *s,
-			  const struct fuse_ctx *who)
+static int resolve_source(struct fs_handle *h, struct submission *s)
 {
 	char cwd[PATH_MAX], joined[PATH_MAX];
 	struct stat st;
-	int rc = writer_cwd(h->writer.pid, cwd, sizeof(cwd));
+	int rc = special_writer_cwd(h, cwd, sizeof(cwd));
 
 	if (rc < 0)
 		return special_fail(h, EIO, "field 'source_directory': cannot "
@@ -106,7 +73,7 @@ static int resolve_source(struct fs_handle *h, struct submission *s,
 	if (!S_ISDIR(st.st_mode))
 		return special_fail(h, ENOENT, "field 'source_directory': '%s' "
 				    "is not a directory", s->source);
-	if (!writer_may_read(who, &st))
+	if (!special_writer_may_read(h, &st))
 		return special_fail(h, EACCES, "field 'source_directory': "
 				    "cannot read '%s': permission denied",
 				    s->source);
@@ -311,7 +278,6 @@ static void start_supervisor(struct fs_ctx *ctx, struct fs_node *node)
 static int submit_act(struct fs_ctx *ctx, struct fs_handle *h,
 		      const char *text, size_t len)
 {
-	const struct fuse_ctx *who = &h->writer;
 	struct submission s = { 0 };
 	struct store_run run = { 0 };
 	char err[512];
@@ -320,7 +286,7 @@ static int submit_act(struct fs_ctx *ctx, struct fs_handle *h,
 	rc = run_request_parse(text, len, &s.req, err, sizeof(err));
 	if (rc < 0)
 		return special_fail(h, -rc, "%s", err);
-	rc = resolve_source(h, &s, who);
+	rc = resolve_source(h, &s);
 	if (rc == 0)
 		rc = check_script(h, &s);
 	if (rc == 0)

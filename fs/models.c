@@ -706,36 +706,27 @@ static int aliases_unlink(struct fs_ctx *ctx, struct fs_node *dir,
 	return 0;
 }
 
-/*
- * rename A B: B names A's version, then A goes ("ln -sf N B" makes a
- * temporary alias and renames it over B). Two store changes: a reader
- * in between sees both names.
- */
+/* rename A B: "ln -sfn N B" makes a temporary alias and renames it over B. */
 static int aliases_rename(struct fs_ctx *ctx, struct fs_node *dir,
 			  const char *name, const char *newname,
 			  unsigned int flags)
 {
-	int64_t v, old;
 	int rc;
 
 	if (flags & RENAME_EXCHANGE)
 		return fs_refuse(ctx, "rename", dir, name, EINVAL,
 				 "aliases cannot be exchanged");
-	rc = store_model_alias_get(ctx->st, dir->id.key, name, &v);
-	if (rc != STORE_OK)
-		return -fs_errno(rc);
-	if ((flags & RENAME_NOREPLACE) &&
-	    store_model_alias_get(ctx->st, dir->id.key, newname, &old) ==
-	    STORE_OK)
-		return -EEXIST;
-	rc = store_model_alias_set(ctx->st, dir->id.key, newname, v);
-	if (rc == STORE_OK && strcmp(name, newname) != 0)
-		rc = store_model_alias_delete(ctx->st, dir->id.key, name);
-	version_bump(ctx, DEP_MODEL, dir->id.exp_id);
+	rc = store_model_alias_rename(ctx->st, dir->id.key, name, newname,
+				      (flags & RENAME_NOREPLACE) != 0);
+	if (rc == STORE_INVALID)
+		return fs_refuse(ctx, "rename", dir, name, EINVAL,
+				 "invalid alias '%s' (\"latest\", vN and "
+				 "numbers are reserved)", newname);
 	if (rc != STORE_OK)
 		return fs_refuse(ctx, "rename", dir, name, fs_errno(rc),
 				 "cannot rename alias '%s' to '%s': %s", name,
 				 newname, store_strerror(rc));
+	version_bump(ctx, DEP_MODEL, dir->id.exp_id);
 	return 0;
 }
 

@@ -219,6 +219,83 @@ out_put:
 	return rc;
 }
 
+/* Binds model @model_id and aliases @a, @b (may be NULL) to @id's statement. */
+static sqlite3_stmt *alias_stmt(struct conn *c, enum stmt_id id,
+				int64_t model_id, const char *a, const char *b)
+{
+	sqlite3_stmt *s = stmt_get(c, id);
+
+	if (s) {
+		sqlite3_bind_int64(s, 1, model_id);
+		sqlite3_bind_text(s, 2, a, -1, SQLITE_STATIC);
+		if (b)
+			sqlite3_bind_text(s, 3, b, -1, SQLITE_STATIC);
+	}
+	return s;
+}
+
+static int alias_rename_locked(struct conn *c, int64_t model_id,
+			       const char *from, const char *to,
+			       int noreplace, int64_t now)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (noreplace) {
+		s = alias_stmt(c, SQL_MODEL_ALIAS_GET, model_id, to, NULL);
+		if (!s)
+			return STORE_IO;
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc == SQLITE_ROW)
+			return STORE_EXISTS;
+		if (rc != SQLITE_DONE)
+			return store_rc_from_sqlite(c, rc, "get alias");
+	}
+	s = alias_stmt(c, SQL_MODEL_ALIAS_COPY, model_id, from, to);
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 4, now);
+	rc = stmt_exec(c, s, "rename alias");
+	if (rc == STORE_OK && sqlite3_changes(c->db) == 0)
+		return STORE_NOT_FOUND;
+	if (rc != STORE_OK || strcmp(from, to) == 0)
+		return rc;
+	s = alias_stmt(c, SQL_MODEL_ALIAS_DELETE, model_id, from, NULL);
+	return s ? stmt_exec(c, s, "rename alias") : STORE_IO;
+}
+
+int store_model_alias_rename(struct store *st, const char *name,
+			     const char *from, const char *to, int noreplace)
+{
+	struct store_model m = { 0 };
+	int64_t now = time_now_ms();
+	struct conn *c;
+	int rc;
+
+	if (!alias_is_valid(to))
+		return STORE_INVALID;
+	rc = conn_get(st, &c);
+	if (rc != STORE_OK)
+		return rc;
+	rc = tx_begin(c);
+	if (rc == STORE_OK)
+		rc = model_get_locked(c, name, &m);
+	if (rc == STORE_OK)
+		rc = alias_rename_locked(c, m.id, from, to, noreplace, now);
+	if (rc == STORE_OK)
+		rc = model_changed_locked(c, m.id, 0, now);
+	if (rc == STORE_OK)
+		rc = event_add_locked(c, now, "models/%s alias %s renamed to %s",
+				      name, from, to);
+	if (rc == STORE_OK)
+		rc = tx_commit(c);
+	tx_rollback(c);
+	store_model_release(&m);
+	conn_put(st, c);
+	return rc;
+}
+
 int store_model_alias_delete(struct store *st, const char *name,
 			     const char *alias)
 {

@@ -300,6 +300,14 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 		"ON CONFLICT (model_id, alias) DO UPDATE SET "
 		"version_id = excluded.version_id, "
 		"updated_ms = excluded.updated_ms",
+	/* Alias ?3 names what alias ?2 names (made or moved). */
+	[SQL_MODEL_ALIAS_COPY] =
+		"INSERT INTO model_alias (model_id, alias, version_id, "
+		"updated_ms) SELECT model_id, ?3, version_id, ?4 FROM model_alias "
+		"WHERE model_id = ?1 AND alias = ?2 "
+		"ON CONFLICT (model_id, alias) DO UPDATE SET "
+		"version_id = excluded.version_id, "
+		"updated_ms = excluded.updated_ms",
 	[SQL_MODEL_ALIAS_DELETE] =
 		"DELETE FROM model_alias WHERE model_id = ?1 AND alias = ?2",
 	[SQL_MODEL_ALIAS_GET] =

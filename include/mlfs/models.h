@@ -215,6 +215,15 @@ int store_model_property_list(struct store *st, int64_t version_id,
  */
 int store_model_alias_set(struct store *st, const char *name,
 			  const char *alias, int64_t version);
+/*
+ * store_model_alias_rename - alias @to names what @from names, and @from
+ * goes: one transaction, so no reader sees both names or neither ("ln
+ * -sfn" renames a temporary alias over the real one). STORE_NOT_FOUND
+ * (model or @from), STORE_INVALID (@to as store_model_alias_set),
+ * STORE_EXISTS (@to exists and @noreplace).
+ */
+int store_model_alias_rename(struct store *st, const char *name,
+			     const char *from, const char *to, int noreplace);
 /* STORE_NOT_FOUND for a missing model or alias. */
 int store_model_alias_delete(struct store *st, const char *name,
 			     const char *alias);

@@ -107,6 +107,16 @@ expect_eq "" "$(ls "$M/churn/aliases")" "alias dropped"
 ln -s 1 "$M/churn/aliases/prod" && ln -sfn 2 "$M/churn/aliases/prod" || fail "ln -sfn moves an alias"
 expect_eq "../2" "$(readlink "$M/churn/aliases/prod")" "moved alias"
 expect_eq "prod" "$(ls "$M/churn/aliases")" "no temporary alias left"
+ln -s 1 "$M/churn/aliases/staging" || fail "ln -s 1 aliases/staging"
+mv -T "$M/churn/aliases/staging" "$M/churn/aliases/canary" || fail "mv an alias"
+expect_eq "../1" "$(readlink "$M/churn/aliases/canary")" "renamed alias"
+events_mark
+expect_errno ENOENT mv -T "$M/churn/aliases/staging" "$M/churn/aliases/x"
+# rename(2) itself: mv reads EINVAL as "a subdirectory of itself"
+expect_errno EINVAL "$PY" -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' \
+	"$M/churn/aliases/canary" "$M/churn/aliases/v1"
+expect_event "refused rename models/churn/aliases/canary: invalid alias 'v1'"
+rm "$M/churn/aliases/canary" || fail "rm renamed alias"
 rm "$M/churn/aliases/prod" || fail "rm moved alias"
 
 test_case version_tags_are_mutable

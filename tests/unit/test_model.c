@@ -997,6 +997,35 @@ Test(model, alias_set_again_moves_it)
 	store_close(st);
 }
 
+Test(model, alias_rename_moves_in_one_step)
+{
+	struct store *st = ws_open();
+	int64_t n = 0;
+
+	reg(st, "churn", 'a');
+	reg(st, "churn", 'b');
+	cr_assert_eq(store_model_alias_set(st, "churn", "prod", 1), STORE_OK);
+	cr_assert_eq(store_model_alias_set(st, "churn", "tmp", 2), STORE_OK);
+	cr_expect_eq(store_model_alias_rename(st, "churn", "tmp", "prod", 1),
+		     STORE_EXISTS, "noreplace");
+	cr_assert_eq(store_model_alias_rename(st, "churn", "tmp", "prod", 0),
+		     STORE_OK);
+	cr_assert_eq(store_model_alias_get(st, "churn", "prod", &n), STORE_OK);
+	cr_expect_eq(n, 2);
+	cr_expect_eq(store_model_alias_get(st, "churn", "tmp", &n),
+		     STORE_NOT_FOUND);
+	cr_expect_eq(store_model_alias_rename(st, "churn", "tmp", "x", 0),
+		     STORE_NOT_FOUND, "a missing source");
+	cr_expect_eq(store_model_alias_rename(st, "churn", "prod", "v2", 0),
+		     STORE_INVALID);
+	cr_assert_eq(store_model_alias_rename(st, "churn", "prod", "prod", 0),
+		     STORE_OK, "onto itself");
+	cr_expect_eq(store_model_alias_get(st, "churn", "prod", &n), STORE_OK);
+	cr_expect_eq(store_model_alias_rename(st, "nope", "prod", "x", 0),
+		     STORE_NOT_FOUND);
+	store_close(st);
+}
+
 Test(model, alias_refuses_names_the_tree_uses)
 {
 	struct store *st = ws_open();

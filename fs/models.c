@@ -358,7 +358,7 @@ static int model_rmdir(struct fs_ctx *ctx, struct fs_node *dir,
 	struct store_hex_list orphans = { 0, NULL };
 	struct store_model_version v;
 	int64_t num, run_id = 0;
-	int rc;
+	int lock = -1, rc;
 
 	if (model_version_parse(name, &num) < 0)
 		return fs_refuse(ctx, "rmdir", dir, name, EPERM,
@@ -370,7 +370,11 @@ static int model_rmdir(struct fs_ctx *ctx, struct fs_node *dir,
 		store_model_version_release(&v);
 	}
 	pthread_mutex_lock(&ctx->model_lock);
-	rc = store_model_version_delete(ctx->st, dir->id.key, num, &orphans);
+	/* No put of another process may find these blobs stored meanwhile */
+	rc = blob_puts_exclusive(store_dir(ctx->st), &lock);
+	if (rc == STORE_OK)
+		rc = store_model_version_delete(ctx->st, dir->id.key, num,
+						&orphans);
 	for (size_t i = 0; rc == STORE_OK && i < orphans.n; i++) {
 		int brc = blob_remove(store_dir(ctx->st), orphans.hex[i]);
 
@@ -378,6 +382,7 @@ static int model_rmdir(struct fs_ctx *ctx, struct fs_node *dir,
 			fprintf(stderr, "mlfs: cannot remove blob '%s': %s\n",
 				orphans.hex[i], store_strerror(brc));
 	}
+	blob_puts_release(lock);
 	pthread_mutex_unlock(&ctx->model_lock);
 	store_hex_list_release(&orphans);
 	if (rc == STORE_IN_USE)

@@ -793,6 +793,11 @@ int blob_puts_quiet(const char *workspace_dir, int *fd)
 	return puts_lock(workspace_dir, LOCK_EX | LOCK_NB, fd);
 }
 
+int blob_puts_exclusive(const char *workspace_dir, int *fd)
+{
+	return puts_lock(workspace_dir, LOCK_EX, fd);
+}
+
 void blob_puts_release(int fd)
 {
 	if (fd >= 0)

@@ -141,10 +141,14 @@ int blob_cleanup(const char *workspace_dir, int *removed);
  * when no put window is open in any process, so every unreferenced blob is
  * an orphan until blob_puts_release(*fd); STORE_IN_USE when one is open;
  * STORE_IO.
+ * blob_puts_exclusive - the same, waiting for open windows to close: for
+ * removing the blobs of a deleted version, which a put in another process
+ * may have just found stored ("existed") and be about to refer to.
  */
 int blob_puts_hold(const char *workspace_dir, int *fd);
 void blob_puts_release(int fd);
 int blob_puts_quiet(const char *workspace_dir, int *fd);
+int blob_puts_exclusive(const char *workspace_dir, int *fd);
 
 /* ---- for tests ------------------------------------------------------------ */
 

@@ -596,6 +596,40 @@ Test(blob, puts_quiet_only_when_no_put_window_is_open)
 	blob_puts_release(-1);	/* a no-op */
 }
 
+Test(blob, puts_exclusive_waits_for_the_open_window)
+{
+	int fds[2], q = -1;
+	char c;
+	pid_t pid;
+
+	cr_assert_eq(pipe(fds), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int h;
+
+		if (blob_puts_hold(ws, &h) != STORE_OK ||
+		    write(fds[1], "h", 1) != 1)
+			_exit(1);
+		usleep(200 * 1000);
+		/* "r" is in the pipe before the lock goes */
+		if (write(fds[1], "r", 1) != 1)
+			_exit(1);
+		blob_puts_release(h);
+		_exit(0);
+	}
+	close(fds[1]);
+	cr_assert_eq(read(fds[0], &c, 1), 1);
+	cr_assert_eq(c, 'h');
+	cr_assert_eq(blob_puts_exclusive(ws, &q), STORE_OK);
+	cr_assert_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+	cr_expect_eq(read(fds[0], &c, 1), 1, "got the lock while it was held");
+	cr_expect_eq(c, 'r');
+	close(fds[0]);
+	blob_puts_release(q);
+	waitpid(pid, NULL, 0);
+}
+
 Test(blob, a_dead_holder_leaves_the_workspace_quiet)
 {
 	int fds[2], q = -1;

@@ -276,6 +276,8 @@ struct fs_handle {
 	struct strbuf reply;	/* what a read returns: result or message */
 	size_t reply_pos;	/* how much of it was read */
 	int backing_fd;		/* kinds with backing_open: the file; else -1 */
+	void *kind_data;	/* the kind's own per-open state; its release
+				 * hook frees it */
 	pid_t closer;		/* the thread of the last flush (a close) */
 };
 

@@ -433,13 +433,14 @@ static int model_latest_render(struct fs_ctx *ctx, struct fs_node *node,
  *
  * create gives a node only the writer's handle knows (the name does not
  * resolve for anyone else: model_lookup knows versions only, and the
- * create's entry timeout is 0). Writes go to an unnamed O_TMPFILE in the
- * workspace's cache/, held in h->backing_fd. The first flush after a
- * write (the writer's close) puts the bytes as a blob and registers a
- * single-file version, so the version exists once close() returns, whole.
- * A write that failed leaves no version; a daemon killed meanwhile
- * leaves nothing (the temporary file has no name). Writes after that
- * flush fail with EIO: one version per open.
+ * create's entry timeout is 0). Writes go straight into a temporary file
+ * of the blob store (blob_tmp_open, held in h->kind_data), so the bytes
+ * are written once. The first flush after a write (the writer's close)
+ * adopts it as a blob and registers a single-file version, so the
+ * version exists once close() returns, whole. A write that failed leaves
+ * no version; a daemon killed meanwhile leaves nothing (the temporary
+ * file has no name). Writes after that flush fail with EIO: one version
+ * per open.
  */
 
 static int model_create(struct fs_ctx *ctx, struct fs_node *dir,
@@ -459,6 +460,11 @@ static int model_create(struct fs_ctx *ctx, struct fs_node *dir,
 	return 0;
 }
 
+static struct blob_tmp *drop_tmp(struct fs_handle *h)
+{
+	return h->kind_data;
+}
+
 static int drop_write(struct fs_ctx *ctx, struct fs_handle *h,
 		      const char *buf, size_t len, off_t off)
 {
@@ -468,16 +474,18 @@ static int drop_write(struct fs_ctx *ctx, struct fs_handle *h,
 		return fs_refuse(ctx, "write", h->node, NULL, EIO,
 				 "the version was registered at the first "
 				 "close; write a new file for a new version");
-	if (h->backing_fd < 0) {
-		h->backing_fd = open(ctx->cache_dir,
-				     O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (h->backing_fd < 0) {
-			h->act_err = errno;
+	if (!h->kind_data) {
+		struct blob_tmp *t = malloc(sizeof(*t));
+
+		if (!t || blob_tmp_open(store_dir(ctx->st), t) != STORE_OK) {
+			free(t);
+			h->act_err = t ? EIO : ENOMEM;
 			return -h->act_err;
 		}
+		h->kind_data = t;
 	}
 	h->wrote = 1;
-	rc = pwrite_all(h->backing_fd, buf, len, (uint64_t)off);
+	rc = pwrite_all(drop_tmp(h)->fd, buf, len, (uint64_t)off);
 	if (rc < 0) {
 		h->act_err = -rc;
 		return rc;
@@ -499,13 +507,11 @@ static int drop_register(struct fs_ctx *ctx, struct fs_handle *h)
 	char err[512] = "";
 	int hold = -1, rc;
 
-	if (lseek(h->backing_fd, 0, SEEK_SET) < 0)
-		return -errno;
 	pthread_mutex_lock(&ctx->model_lock);
 	rc = blob_puts_hold(store_dir(ctx->st), &hold);
 	if (rc == STORE_OK)
-		rc = blob_put_fd(store_dir(ctx->st), h->backing_fd, &ref, err,
-				 sizeof(err));
+		rc = blob_tmp_adopt(store_dir(ctx->st), drop_tmp(h), &ref, err,
+				    sizeof(err));
 	if (rc == STORE_OK) {
 		f.blob = ref.hex;
 		f.size = (int64_t)ref.size;
@@ -574,7 +580,7 @@ static int drop_flush(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	int rc;
 
-	if (!h->wrote || h->acted || h->backing_fd < 0)
+	if (!h->wrote || h->acted || !drop_tmp(h))
 		return 0;
 	h->acted = 1;
 	if (h->act_err)
@@ -609,12 +615,24 @@ static int drop_truncate(struct fs_ctx *ctx, struct fs_node *node, off_t size)
 	return size == 0 ? 0 : -EINVAL;
 }
 
+/* A temporary never adopted (a refused or killed writer) goes here. */
+static void drop_release(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	struct blob_tmp *t = drop_tmp(h);
+
+	if (t && t->fd >= 0)
+		blob_tmp_discard(store_dir(ctx->st), t);
+	free(t);
+	h->kind_data = NULL;
+}
+
 static const struct fs_kind kind_model_drop = {
 	.name = "new model file",
 	.mode = S_IFREG | 0644,
 	.dep = DEP_MODEL,
 	.write = drop_write,
 	.flush = drop_flush,
+	.release = drop_release,
 	.stat = drop_stat,
 	.truncate = drop_truncate,
 };

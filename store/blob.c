@@ -136,13 +136,11 @@ out_close:
 
 /* ---- the temporary file ----------------------------------------------------- */
 
-struct tmpfile {
-	int fd;
-	char name[64];	/* "tmp/.tmp-PID-RANDOM" below blobs/, "" if unnamed */
-};
+/* The temporary file is a struct blob_tmp (blob.h): its name is
+ * "tmp/.tmp-PID-RANDOM" below blobs/, or "" when unnamed. */
 
 /* Makes the temporary file below @blobs_fd: 0 or -errno. */
-static int tmp_create(int blobs_fd, struct tmpfile *t)
+static int tmp_create(int blobs_fd, struct blob_tmp *t)
 {
 	uint64_t rnd;
 	int rc;
@@ -176,7 +174,7 @@ static int tmp_create(int blobs_fd, struct tmpfile *t)
 }
 
 /* Closes @t; a named temporary is unlinked unless it was published. */
-static void tmp_discard(int blobs_fd, struct tmpfile *t)
+static void tmp_discard(int blobs_fd, struct blob_tmp *t)
 {
 	if (t->name[0])
 		unlinkat(blobs_fd, t->name, 0);
@@ -191,7 +189,7 @@ static void tmp_discard(int blobs_fd, struct tmpfile *t)
  * 0 (t->name cleared: nothing left to unlink), 1 when the name exists
  * already (@t untouched), or -errno.
  */
-static int tmp_publish(int blobs_fd, struct tmpfile *t, const char *hex)
+static int tmp_publish(int blobs_fd, struct blob_tmp *t, const char *hex)
 {
 	char dir[3] = { hex[0], hex[1], '\0' };
 	char proc[64];
@@ -560,17 +558,58 @@ static int blob_check_existing(int blobs_fd, const struct blob_ref *ref,
 	return 1;
 }
 
+/*
+ * The end of every put: @t holds @ref->size bytes whose sha256 is
+ * @ref->hex. Unless that blob is stored already (ref->existed = 1, @t is
+ * thrown away unsynced), makes @t durable and gives it its final name.
+ * STORE_OK, or a code with a message.
+ */
+static int finish_put(const char *workspace_dir, int blobs_fd,
+		      struct blob_tmp *t, struct blob_ref *ref, char *err,
+		      size_t errlen)
+{
+	int rc = blob_check_existing(blobs_fd, ref, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	/* already stored? then skip the fsync: ours is thrown away */
+	if (rc == 0 && (fchmod(t->fd, 0444) < 0 || fsync(t->fd) < 0))
+		return snap_err(err, errlen, STORE_IO,
+				"cannot write blob in '%s/blobs': %s",
+				workspace_dir, ERRSTR(errno));
+	ref->existed = rc == 1;
+	/* publish; if the name is taken, check what took it. It can vanish
+	 * again (a racing blob_remove): then try once more. */
+	for (int tries = 0; !ref->existed && tries < 3; tries++) {
+		rc = tmp_publish(blobs_fd, t, ref->hex);
+		if (rc < 0)
+			return snap_err(err, errlen, STORE_IO,
+					"cannot publish blob '%s': %s",
+					ref->hex, ERRSTR(-rc));
+		if (rc == 0)
+			return STORE_OK;
+		rc = blob_check_existing(blobs_fd, ref, err, errlen);
+		if (rc < 0)
+			return rc;
+		ref->existed = rc == 1;
+	}
+	if (!ref->existed)
+		return snap_err(err, errlen, STORE_IO, "cannot publish blob "
+				"'%s': it keeps being removed", ref->hex);
+	return STORE_OK;
+}
+
 /* blob_put_fd() of @fd, named @what in messages. */
 static int put_fd(const char *workspace_dir, int fd, const char *what,
 		  struct blob_ref *out, char *err, size_t errlen)
 {
-	struct tmpfile t = { .fd = -1 };
+	struct blob_tmp t = { .fd = -1 };
 	unsigned char sha[EVP_MAX_MD_SIZE];
 	struct blob_ref ref = { .existed = 0 };
 	unsigned int shalen = 0;
 	EVP_MD_CTX *md;
 	struct stat st;
-	int blobs_fd, rerr, published, rc;
+	int blobs_fd, rerr, rc;
 
 	if (fstat(fd, &st) < 0)
 		return snap_err(err, errlen, STORE_INVALID, "cannot read '%s': %s",
@@ -623,43 +662,9 @@ static int put_fd(const char *workspace_dir, int fd, const char *what,
 	}
 	hex_encode(sha, 32, ref.hex);
 
-	/* already stored? then skip the fsync: ours is thrown away */
-	rc = blob_check_existing(blobs_fd, &ref, err, errlen);
-	if (rc < 0)
+	rc = finish_put(workspace_dir, blobs_fd, &t, &ref, err, errlen);
+	if (rc != STORE_OK)
 		goto out_tmp;
-	if (rc == 0 && (fchmod(t.fd, 0444) < 0 || fsync(t.fd) < 0)) {
-		rc = snap_err(err, errlen, STORE_IO,
-			      "cannot write blob in '%s/blobs': %s",
-			      workspace_dir, ERRSTR(errno));
-		goto out_tmp;
-	}
-	ref.existed = rc == 1;
-	published = 0;
-	/* publish; if the name is taken, check what took it. It can vanish
-	 * again (a racing blob_remove): then try once more. */
-	for (int tries = 0; !ref.existed && tries < 3; tries++) {
-		rc = tmp_publish(blobs_fd, &t, ref.hex);
-		if (rc < 0) {
-			rc = snap_err(err, errlen, STORE_IO,
-				      "cannot publish blob '%s': %s", ref.hex,
-				      ERRSTR(-rc));
-			goto out_tmp;
-		}
-		if (rc == 0) {
-			published = 1;
-			break;
-		}
-		rc = blob_check_existing(blobs_fd, &ref, err, errlen);
-		if (rc < 0)
-			goto out_tmp;
-		ref.existed = rc == 1;
-	}
-	if (!published && !ref.existed) {
-		rc = snap_err(err, errlen, STORE_IO, "cannot publish blob '%s': "
-			      "it keeps being removed", ref.hex);
-		goto out_tmp;
-	}
-	rc = STORE_OK;
 	*out = ref;
 out_tmp:
 	tmp_discard(blobs_fd, &t);
@@ -724,6 +729,86 @@ out_close:
 }
 
 /* ---- reading and removing ------------------------------------------------------- */
+
+/* ---- a temporary written by the caller ------------------------------------- */
+
+int blob_tmp_open(const char *workspace_dir, struct blob_tmp *t)
+{
+	int blobs_fd = open_blobs(workspace_dir, 1);
+	int rc;
+
+	t->fd = -1;
+	t->name[0] = '\0';
+	if (blobs_fd < 0)
+		return STORE_IO;
+	rc = tmp_create(blobs_fd, t);
+	close(blobs_fd);
+	return rc < 0 ? STORE_IO : STORE_OK;
+}
+
+void blob_tmp_discard(const char *workspace_dir, struct blob_tmp *t)
+{
+	int blobs_fd = open_blobs(workspace_dir, 0);
+
+	tmp_discard(blobs_fd, t);	/* unnamed: the close is all */
+	if (blobs_fd >= 0)
+		close(blobs_fd);
+}
+
+/* sha256 of @fd's bytes from offset 0 to its end into @ref. */
+static int hash_fd(int fd, struct blob_ref *ref, char *err, size_t errlen)
+{
+	unsigned char sha[EVP_MAX_MD_SIZE];
+	unsigned int shalen = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char *buf = malloc(CHUNK);
+	uint64_t off = 0;
+	ssize_t n = 0;
+	int rc = STORE_NOMEM;
+
+	if (!md || !buf || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+		goto out;
+	while ((n = pread(fd, buf, CHUNK, (off_t)off)) > 0) {
+		if (!EVP_DigestUpdate(md, buf, (size_t)n))
+			goto out;
+		off += (uint64_t)n;
+	}
+	if (n < 0) {
+		rc = snap_err(err, errlen, STORE_IO, "cannot read a temporary "
+			      "blob: %s", ERRSTR(errno));
+		goto out;
+	}
+	if (!EVP_DigestFinal_ex(md, sha, &shalen) || shalen != 32)
+		goto out;
+	hex_encode(sha, 32, ref->hex);
+	ref->size = off;
+	rc = STORE_OK;
+out:
+	free(buf);
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+int blob_tmp_adopt(const char *workspace_dir, struct blob_tmp *t,
+		   struct blob_ref *out, char *err, size_t errlen)
+{
+	struct blob_ref ref = { .existed = 0 };
+	int blobs_fd = open_blobs(workspace_dir, 1);
+	int rc;
+
+	if (blobs_fd < 0)
+		return snap_err(err, errlen, STORE_IO,
+				"cannot open blob store '%s/blobs': %s",
+				workspace_dir, ERRSTR(-blobs_fd));
+	rc = hash_fd(t->fd, &ref, err, errlen);
+	if (rc == STORE_OK)
+		rc = finish_put(workspace_dir, blobs_fd, t, &ref, err, errlen);
+	if (rc == STORE_OK)
+		*out = ref;
+	tmp_discard(blobs_fd, t);
+	close(blobs_fd);
+	return rc;
+}
 
 int blob_open(const char *workspace_dir, const char *hex, int *fd)
 {

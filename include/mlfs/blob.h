@@ -90,6 +90,27 @@ int blob_put_path(const char *workspace_dir, const char *path,
 		  struct blob_ref *out, char *err, size_t errlen);
 
 /*
+ * A blob written by the caller in place, so its bytes are not copied
+ * again: a file dropped into the mount is written straight into one.
+ *
+ * blob_tmp_open - a new empty temporary file in the blob store, open
+ * read-write in t->fd (unnamed where the filesystem allows, else a named
+ * one blob_cleanup() finds if the process dies). STORE_OK or STORE_IO.
+ * blob_tmp_adopt - make the bytes of @t, offset 0 to its end, a blob: hash
+ * them (one read), fsync, give the final name. @t is consumed either way
+ * (closed; a named temporary removed). Returns as blob_put_fd().
+ * blob_tmp_discard - close and remove @t without storing it.
+ */
+struct blob_tmp {
+	int fd;
+	char name[64];	/* private: a named temporary's path, or "" */
+};
+int blob_tmp_open(const char *workspace_dir, struct blob_tmp *t);
+int blob_tmp_adopt(const char *workspace_dir, struct blob_tmp *t,
+		   struct blob_ref *out, char *err, size_t errlen);
+void blob_tmp_discard(const char *workspace_dir, struct blob_tmp *t);
+
+/*
  * blob_path - write WORKSPACE/blobs/AB/CDEF... for @hex into @buf of @len
  * bytes. STORE_INVALID when @hex is not BLOB_HEX_LEN lowercase hex
  * digits, STORE_TOO_BIG when the path does not fit. Does not check that

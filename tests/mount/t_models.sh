@@ -203,7 +203,7 @@ events_mark
 EOF
 expect_eq "2" "$(readlink "$M/clf/latest")" "no version from the killed writer"
 expect_event "refused close models/clf/part.bin: the writer was killed by a signal"
-expect_eq 0 "$(find "$WS/cache" -type f | wc -l)" "no temporary file left"
+expect_eq 0 "$(find "$WS/cache" "$WS/blobs/tmp" -type f 2>/dev/null | wc -l)" "no temporary file left"
 
 test_case daemon_killed_during_a_drop_leaves_no_version
 "$PY" - "$M/clf/slow.bin" "$TMP/slow.started" <<-'EOF' 2>/dev/null &

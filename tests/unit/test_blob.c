@@ -579,6 +579,59 @@ Test(blob, cleanup_without_blobs_directory)
 	cr_assert_eq(removed, 0);
 }
 
+/* ---- a temporary written in place ------------------------------------------ */
+
+/* Writes @len bytes of @data into a new blob temporary and adopts it. */
+static int adopt_bytes(const void *data, size_t len, struct blob_ref *ref)
+{
+	struct blob_tmp t;
+
+	cr_assert_eq(blob_tmp_open(ws, &t), STORE_OK);
+	cr_assert_eq(pwrite(t.fd, data, len, 0), (ssize_t)len);
+	return blob_tmp_adopt(ws, &t, ref, err, sizeof(err));
+}
+
+static void check_adopt_matches_put(void)
+{
+	unsigned char *data = random_bytes(3 * 1024 * 1024 + 7);
+	char path[PATH_MAX], hex[BLOB_HEX_LEN + 1], bpath[PATH_MAX];
+	struct blob_ref a, b;
+
+	write_src(path, "r.bin", data, 3 * 1024 * 1024 + 7);
+	cr_assert_eq(adopt_bytes(data, 3 * 1024 * 1024 + 7, &a), STORE_OK,
+		     "%s", err);
+	sha256sum(path, hex);
+	cr_expect_str_eq(a.hex, hex);
+	cr_expect_eq(a.size, 3 * 1024 * 1024 + 7);
+	cr_expect_eq(a.existed, 0);
+	cr_assert_eq(blob_path(ws, a.hex, bpath, sizeof(bpath)), STORE_OK);
+	cr_expect(same_bytes(path, bpath), "the blob holds other bytes");
+	cr_assert_eq(adopt_bytes(data, 3 * 1024 * 1024 + 7, &b), STORE_OK);
+	cr_expect_eq(b.existed, 1, "the same bytes again are stored once");
+	cr_expect_eq(count_blobs(), 1);
+	free(data);
+}
+
+Test(blob, a_temporary_written_in_place_is_adopted)
+{
+	check_adopt_matches_put();
+}
+
+Test(blob, a_temporary_written_in_place_through_named_temporaries)
+{
+	char tdir[PATH_MAX];
+	struct blob_tmp t;
+
+	blob_test_force_named_tmp(1);
+	check_adopt_matches_put();
+	cr_assert_eq(blob_tmp_open(ws, &t), STORE_OK);
+	cr_assert_eq(write(t.fd, "gone", 4), 4);
+	blob_tmp_discard(ws, &t);
+	snprintf(tdir, sizeof(tdir), "%s/blobs/tmp", ws);
+	cr_expect_eq(count_files(tdir, NULL), 0, "a temporary was left");
+	cr_expect_eq(count_blobs(), 1, "a discarded temporary became a blob");
+}
+
 /* ---- the put lock ------------------------------------------------------------ */
 
 Test(blob, puts_quiet_only_when_no_put_window_is_open)

@@ -33,6 +33,7 @@
 #include "mlfs/parse.h"
 
 #define POOL_MAX 16
+#define RECV_BUFFER (256L * 1024)	/* fewer, larger write callbacks */
 
 struct http_source {
 	char *base;		/* normalized, no trailing '/', may hold userinfo */
@@ -279,6 +280,13 @@ int http_source_parallel(const struct http_source *src)
 	return src->opt.parallel;
 }
 
+void http_headers_free(struct curl_slist *list)
+{
+	for (struct curl_slist *l = list; l; l = l->next)
+		OPENSSL_cleanse(l->data, strlen(l->data));
+	curl_slist_free_all(list);
+}
+
 int http_source_headers(struct http_source *src, const char *extra,
 			struct curl_slist **out)
 {
@@ -297,7 +305,7 @@ int http_source_headers(struct http_source *src, const char *extra,
 	*out = list;
 	return STORE_OK;
 out_nomem:
-	curl_slist_free_all(list);
+	http_headers_free(list);
 	return STORE_NOMEM;
 }
 
@@ -530,7 +538,7 @@ int http_stat(struct http_source *src, const char *path, struct http_stat *st,
 	rc = stat_fill(h, path, st, err, errlen);
 out:
 	handle_put(src, h);
-	curl_slist_free_all(headers);
+	http_headers_free(headers);
 	free_secret(url);
 	return rc;
 }
@@ -594,6 +602,7 @@ static int xfer_setup(struct http_source *src, const struct http_req *req,
 		 (unsigned long long)(x->start + x->len - 1));
 	if (handle_setup(src, x->h, req->url, req->headers) ||
 	    curl_easy_setopt(x->h, CURLOPT_RANGE, range) ||
+	    curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER) ||
 	    curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, xfer_write) ||
 	    curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x) ||
 	    curl_easy_setopt(x->h, CURLOPT_PRIVATE, x))
@@ -623,7 +632,13 @@ static int xfer_check_status(const struct http_req *req, struct http_xfer *x,
 	uint64_t a, b, total;
 	const char *cr;
 	curl_off_t clen = -1;
+	long unmet = 0;
 
+	/* When a server ignores If-Unmodified-Since, curl checks the
+	 * Last-Modified it got itself and reports the condition unmet. */
+	curl_easy_getinfo(x->h, CURLINFO_CONDITION_UNMET, &unmet);
+	if (unmet)
+		CHANGED("newer last-modified)", req->path);
 	if (status == 412 || status == 416)
 		CHANGED("HTTP %ld)", req->path, status);
 	if (status == 200) {

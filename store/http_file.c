@@ -153,7 +153,7 @@ void http_file_close(struct http_file *f)
 		free(f->ring[i].data);
 	while (f->nspare > 0)
 		free(f->spare[--f->nspare]);
-	curl_slist_free_all(f->headers);
+	http_headers_free(f->headers);
 	if (f->url) {
 		memset(f->url, 0, strlen(f->url));	/* may hold userinfo */
 		free(f->url);

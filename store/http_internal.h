@@ -51,6 +51,9 @@ int http_source_url(struct http_source *src, const char *path, int public_url,
 int http_source_headers(struct http_source *src, const char *extra,
 			struct curl_slist **out);
 
+/* Wipes the values in @list (they may be secrets) and frees it. */
+void http_headers_free(struct curl_slist *list);
+
 /* options.parallel after defaults. */
 int http_source_parallel(const struct http_source *src);
 

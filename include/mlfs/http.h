@@ -139,6 +139,9 @@ int http_file_open(struct http_source *src, const char *path,
  *                    another ETag, Last-Modified or size): nothing of it
  *                    was returned; the caller answers EIO
  *   STORE_NOT_FOUND, STORE_DENIED, STORE_IO, STORE_NOMEM as for http_stat()
+ * STORE_IO also when the server ignores range requests (answers 200 with
+ * the whole body) for a file over 1 MiB: such a file is not downloaded
+ * whole to serve a piece of it.
  */
 ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
 			uint64_t off, char *err, size_t errlen);

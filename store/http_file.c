@@ -7,8 +7,12 @@
  * the first of these that applies:
  *
  *   1. copy_present(): every block it touches is in memory (the ring) or
- *      in the block cache. A sequential read then tops up the read-ahead
- *      when the block half a window ahead is missing (readahead_top_up()).
+ *      in the block cache, possibly after waiting for the read-ahead batch
+ *      under way that holds it (readahead_wait()). A sequential read then
+ *      tops up the read-ahead when the block half a window ahead is
+ *      missing: readahead_top_up() starts a thread fetching the rest of
+ *      the window while the reader goes on (one batch per file at a time;
+ *      http_file_close() joins it).
  *   2. fetch_exact(): a random read smaller than a block, or a read of
  *      more than BIG_READ_BLOCKS blocks, is fetched as exactly its range
  *      (a large one split into parallel parts) straight into the caller's
@@ -28,8 +32,8 @@
  *  1. Bytes reach the caller only from a transfer that passed every check
  *     against the pin, from the ring (filled only by such transfers) or
  *     from the cache under a key that includes the pin.
- *  2. f->mu guards streams and the ring and is never held across a
- *     transfer or a cache call. Two threads may fetch the same block at
+ *  2. f->mu guards streams, the ring and the read-ahead state and is
+ *     never held across a transfer or a cache call. Two threads may fetch the same block at
  *     once; both get the same bytes, one copy stays.
  */
 #include <errno.h>
@@ -76,6 +80,12 @@ struct http_file {
 	 * page faults cost as much as the copy into it. */
 	unsigned char *spare[RING_SLOTS];
 	int nspare;
+	/* The background read-ahead: at most one batch at a time. */
+	pthread_cond_t ra_done;		/* ra_busy went to 0 */
+	int ra_busy;			/* a batch is being fetched */
+	int ra_joinable;		/* ra_thread was started, not joined */
+	pthread_t ra_thread;
+	uint64_t ra_first, ra_last;	/* the blocks of the batch */
 };
 
 #define SET_ERR(...) \
@@ -124,6 +134,7 @@ int http_file_open(struct http_source *src, const char *path,
 		return STORE_NOMEM;
 	}
 	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->ra_done, NULL);
 	f->src = src;
 	f->pin = *pin;
 	f->cache = cache;
@@ -147,8 +158,15 @@ out_free:
 
 void http_file_close(struct http_file *f)
 {
+	int joinable;
+
 	if (!f)
 		return;
+	pthread_mutex_lock(&f->mu);
+	joinable = f->ra_joinable;
+	pthread_mutex_unlock(&f->mu);
+	if (joinable)
+		pthread_join(f->ra_thread, NULL);
 	for (int i = 0; i < RING_SLOTS; i++)
 		free(f->ring[i].data);
 	while (f->nspare > 0)
@@ -160,6 +178,7 @@ void http_file_close(struct http_file *f)
 	}
 	free(f->key);
 	free(f->path);
+	pthread_cond_destroy(&f->ra_done);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 }
@@ -449,10 +468,57 @@ static int fetch_blocks(struct http_file *f, unsigned char *buf, size_t len,
 	return fetch_exact(f, buf, len, off, err, errlen);
 }
 
+/* ---- background read-ahead ------------------------------------------------------- */
+
+static void *readahead_run(void *arg)
+{
+	struct http_file *f = arg;
+
+	/* An error here is the next read's to report: it fetches again. */
+	fetch_and_keep(f, f->ra_first, f->ra_last, NULL, 0);
+	pthread_mutex_lock(&f->mu);
+	f->ra_busy = 0;
+	pthread_cond_broadcast(&f->ra_done);
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+/* Starts fetching blocks [first, last] in a thread, unless a batch is
+ * under way already. Without a thread, the reader fetches later. */
+static void readahead_start(struct http_file *f, uint64_t first, uint64_t last)
+{
+	pthread_mutex_lock(&f->mu);
+	if (f->ra_busy)
+		goto out_unlock;
+	/* ra_busy is 0: the last batch's thread is done with f->mu. */
+	if (f->ra_joinable)
+		pthread_join(f->ra_thread, NULL);
+	f->ra_first = first;
+	f->ra_last = last;
+	f->ra_busy = 1;
+	f->ra_joinable = pthread_create(&f->ra_thread, NULL, readahead_run,
+					f) == 0;
+	f->ra_busy = f->ra_joinable;
+out_unlock:
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* Waits while the batch under way holds blocks of [off, off + len). */
+static void readahead_wait(struct http_file *f, size_t len, uint64_t off)
+{
+	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK;
+
+	pthread_mutex_lock(&f->mu);
+	while (f->ra_busy && first <= f->ra_last && last >= f->ra_first)
+		pthread_cond_wait(&f->ra_done, &f->mu);
+	pthread_mutex_unlock(&f->mu);
+}
+
 /*
  * After a read served from blocks at hand: when the block half a window
- * past the read is missing, fetch the rest of the window now, so the
- * reader meets whole batches rather than one block per read.
+ * past the read is missing, fetch the rest of the window in the
+ * background, so the reader meets whole batches, already there, rather
+ * than one request per read.
  */
 static void readahead_top_up(struct http_file *f, size_t len, uint64_t off,
 			     uint64_t window)
@@ -462,15 +528,14 @@ static void readahead_top_up(struct http_file *f, size_t len, uint64_t off,
 	if (end >= f->pin.size ||
 	    block_present(f, last_block_of(f, end + window / 2)))
 		return;
-	/* An error here is the next read's to report. */
-	fetch_and_keep(f, end / BLOCK, last_block_of(f, end + window), NULL, 0);
+	readahead_start(f, end / BLOCK, last_block_of(f, end + window));
 }
 
 ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
 			uint64_t off, char *err, size_t errlen)
 {
 	uint64_t window, blocks;
-	int rc;
+	int rc, served;
 
 	if (off >= f->pin.size || len == 0)
 		return 0;
@@ -480,7 +545,12 @@ ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
 		len = SSIZE_MAX;
 	window = classify(f, off, len);
 	blocks = (off + len - 1) / BLOCK - off / BLOCK + 1;
-	if (copy_present(f, buf, len, off)) {
+	served = copy_present(f, buf, len, off);
+	if (!served) {
+		readahead_wait(f, len, off);	/* its blocks may be on the way */
+		served = copy_present(f, buf, len, off);
+	}
+	if (served) {
 		if (window)
 			readahead_top_up(f, len, off, window);
 		return (ssize_t)len;

@@ -31,7 +31,9 @@
  *  HTTP_RA_MIN up to HTTP_RA_MAX and whole BLOCKCACHE_BLOCK blocks of the
  *  window are fetched, up to options.parallel at once on separate
  *  connections, each time the reader gets within half a window of the
- *  end of what is fetched. Any other read is random: when it is smaller
+ *  end of what is fetched: in a background thread of the file (one batch
+ *  at a time), so the reader goes on meanwhile, or by the read itself when
+ *  it finds its block missing. Any other read is random: when it is smaller
  *  than a block it fetches exactly the bytes asked for (so random 4 KiB
  *  reads fetch 4 KiB each) and is not cached. Fetched blocks are kept in
  *  memory (at most HTTP_RA_MAX plus a few blocks per file) and in the
@@ -45,7 +47,8 @@
  *
  * Threads
  *  Every call is thread-safe, including many concurrent preads of one
- *  struct http_file. Connections, DNS answers and TLS sessions are
+ *  struct http_file. A file runs at most one thread of its own, for
+ *  read-ahead; http_file_close() waits for it. Connections, DNS answers and TLS sessions are
  *  shared by all threads of a source (a curl share handle).
  */
 #ifndef MLFS_HTTP_H

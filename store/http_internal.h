@@ -1,7 +1,8 @@
 /*
- * http_internal.h - what http_file.c needs of http.c: URLs, the shared
- * request headers, and the transfer engine that runs range GETs in
- * parallel and checks each response against the pinned version.
+ * http_internal.h - what the parts of the HTTP reader share: URLs, the
+ * request headers and the handle pool (http.c), and the transfer engine
+ * that runs range GETs in parallel and checks each response against the
+ * pinned version (http_xfer.c); http_file.c builds reads on them.
  */
 #ifndef MLFS_HTTP_INTERNAL_H
 #define MLFS_HTTP_INTERNAL_H
@@ -56,6 +57,33 @@ void http_headers_free(struct curl_slist *list);
 
 /* options.parallel after defaults. */
 int http_source_parallel(const struct http_source *src);
+
+/* ---- shared by http.c and http_xfer.c ---- */
+
+/* An easy handle from the source's pool (or a new one), NULL without
+ * memory; back with http_handle_put(), which resets it. */
+CURL *http_handle_get(struct http_source *src);
+void http_handle_put(struct http_source *src, CURL *h);
+
+/* Sets the options every request has (share, URL, headers, timeouts,
+ * protocols, no signals, Last-Modified). STORE_OK or STORE_NOMEM. */
+int http_handle_setup(struct http_source *src, CURL *h, const char *url,
+		      struct curl_slist *headers);
+
+/* STORE_NOT_FOUND (404, 410), STORE_DENIED (401, 403), else STORE_IO. */
+int http_status_rc(long status);
+
+/* The value of response header @name of @h, or NULL. */
+const char *http_header_value(CURL *h, const char *name);
+
+/* Last-Modified of the response of @h in ms, or -1. */
+int64_t http_response_mtime_ms(CURL *h);
+
+/* curl's generic text for @code in @buf, first letter lowercased. */
+const char *http_curl_msg(CURLcode code, char *buf, size_t len);
+
+/* Adds @n to the source's count of fetched body bytes. */
+void http_count_fetched(struct http_source *src, size_t n);
 
 /*
  * Runs the @n transfers of @x, options.parallel at once, stopping at the

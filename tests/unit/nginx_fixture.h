@@ -7,6 +7,10 @@
  *   /err500        always 500
  *   /secret/...    401 unless "Authorization: Bearer " NGINX_SECRET
  *
+ * The access log (dir/access.log) has one line per request: the
+ * connection's serial number and the status, so tests can count
+ * connections.
+ *
  * nginx runs in the foreground (daemon off, master_process off) as a
  * child of the test process, dies with it (PR_SET_PDEATHSIG), and is
  * stopped by pid. Call nginx_fixture_destroy() from a Criterion .fini so

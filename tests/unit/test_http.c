@@ -226,6 +226,47 @@ Test(http, path_segments_are_percent_encoded)
 	http_source_free(src);
 }
 
+/* Distinct connections in nginx's access log (lines "CONN STATUS"). */
+static int connections_used(int *requests)
+{
+	char path[PATH_MAX], line[128];
+	long seen[64];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/access.log", nx.dir);
+	cr_assert_not_null(f = fopen(path, "r"));
+	*requests = 0;
+	while (fgets(line, sizeof(line), f)) {
+		long c = strtol(line, NULL, 10);
+		int known = 0;
+
+		(*requests)++;
+		for (int i = 0; i < n; i++)
+			known |= seen[i] == c;
+		if (!known && n < 64)
+			seen[n++] = c;
+	}
+	fclose(f);
+	return n;
+}
+
+Test(http, requests_reuse_connections)
+{
+	struct http_source *src = source(NULL);
+	struct http_stat st;
+	int requests, conns;
+
+	free(serve("a.bin", 100, 1));
+	for (int i = 0; i < 50; i++)
+		cr_assert_eq(http_stat(src, "a.bin", &st, err, sizeof(err)),
+			     STORE_OK, "%s", err);
+	http_source_free(src);
+	conns = connections_used(&requests);	/* nginx logs at request end */
+	cr_assert_eq(requests, 50);
+	cr_assert_leq(conns, 2, "%d connections for 50 requests", conns);
+}
+
 /* ---- reads -------------------------------------------------------------------------------- */
 
 Test(http, sequential_read_of_64mib_matches_its_sha256)

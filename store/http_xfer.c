@@ -20,7 +20,6 @@
 #include "http_internal.h"
 #include "mlfs/parse.h"
 
-#define RECV_BUFFER (256L * 1024)	/* fewer, larger write callbacks */
 
 #define SET_ERR(...) \
 	do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); } while (0)
@@ -107,7 +106,6 @@ static int xfer_setup(struct http_source *src, const struct http_req *req,
 		 (unsigned long long)(x->start + x->len - 1));
 	if (http_handle_setup(src, x->h, req->url, req->headers) ||
 	    curl_easy_setopt(x->h, CURLOPT_RANGE, range) ||
-	    curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER) ||
 	    curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, xfer_write) ||
 	    curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x) ||
 	    curl_easy_setopt(x->h, CURLOPT_PRIVATE, x))

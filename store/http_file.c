@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "http_internal.h"
 
@@ -90,6 +91,35 @@ struct http_file {
 
 #define SET_ERR(...) \
 	do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); } while (0)
+
+/* ---- block buffers ---------------------------------------------------------------- */
+
+/*
+ * A BLOCK-sized buffer, reused when there is one. New ones are mapped
+ * with MAP_POPULATE: the kernel fills in all 64 pages in one call, where
+ * touching fresh malloc'd memory takes a page fault per page (in a VM
+ * the faults cost more than the copy into them).
+ */
+static unsigned char *block_buf(struct http_file *f)
+{
+	unsigned char *p = NULL;
+
+	pthread_mutex_lock(&f->mu);
+	if (f->nspare > 0)
+		p = f->spare[--f->nspare];
+	pthread_mutex_unlock(&f->mu);
+	if (p)
+		return p;
+	p = mmap(NULL, BLOCK, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void block_free(unsigned char *p)
+{
+	if (p)
+		munmap(p, BLOCK);
+}
 
 /* ---- open and close ---------------------------------------------------------------- */
 
@@ -168,9 +198,9 @@ void http_file_close(struct http_file *f)
 	if (joinable)
 		pthread_join(f->ra_thread, NULL);
 	for (int i = 0; i < RING_SLOTS; i++)
-		free(f->ring[i].data);
+		block_free(f->ring[i].data);
 	while (f->nspare > 0)
-		free(f->spare[--f->nspare]);
+		block_free(f->spare[--f->nspare]);
 	http_headers_free(f->headers);
 	if (f->url) {
 		memset(f->url, 0, strlen(f->url));	/* may hold userinfo */
@@ -271,22 +301,11 @@ static void ring_insert(struct http_file *f, uint64_t index,
 	if (s->data && f->nspare < RING_SLOTS)
 		f->spare[f->nspare++] = s->data;
 	else
-		free(s->data);
+		block_free(s->data);
 	*s = (struct ring_slot){ index, len, data, ++f->clock };
 	pthread_mutex_unlock(&f->mu);
 }
 
-/* A BLOCK-sized buffer, reused when there is one. */
-static unsigned char *block_buf(struct http_file *f)
-{
-	unsigned char *p = NULL;
-
-	pthread_mutex_lock(&f->mu);
-	if (f->nspare > 0)
-		p = f->spare[--f->nspare];
-	pthread_mutex_unlock(&f->mu);
-	return p ? p : malloc(BLOCK);
-}
 
 static int block_present(struct http_file *f, uint64_t index)
 {
@@ -314,7 +333,7 @@ static int copy_block_part(struct http_file *f, uint64_t index, size_t boff,
 	    !(data = block_buf(f)))
 		return 0;
 	if (blockcache_get(f->cache, f->key, index, data, blen) != STORE_OK) {
-		free(data);
+		block_free(data);
 		return 0;
 	}
 	memcpy(dst, data + boff, n);
@@ -374,7 +393,7 @@ static void xfers_free(struct http_file *f, struct http_xfer *x, size_t n)
 		if (f->nspare < RING_SLOTS)
 			f->spare[f->nspare++] = x[i].buf;
 		else
-			free(x[i].buf);
+			block_free(x[i].buf);
 	}
 	pthread_mutex_unlock(&f->mu);
 	free(x);

@@ -87,6 +87,8 @@ struct http_file {
 	int ra_joinable;		/* ra_thread was started, not joined */
 	pthread_t ra_thread;
 	uint64_t ra_first, ra_last;	/* the blocks of the batch */
+	int ra_rc;			/* how the last batch ended */
+	char ra_err[256];		/* and its message */
 };
 
 #define SET_ERR(...) \
@@ -493,9 +495,12 @@ static void *readahead_run(void *arg)
 {
 	struct http_file *f = arg;
 
-	/* An error here is the next read's to report: it fetches again. */
-	fetch_and_keep(f, f->ra_first, f->ra_last, NULL, 0);
+	char err[sizeof(f->ra_err)] = "";
+	int rc = fetch_and_keep(f, f->ra_first, f->ra_last, err, sizeof(err));
+
 	pthread_mutex_lock(&f->mu);
+	f->ra_rc = rc;
+	memcpy(f->ra_err, err, sizeof(err));
 	f->ra_busy = 0;
 	pthread_cond_broadcast(&f->ra_done);
 	pthread_mutex_unlock(&f->mu);
@@ -522,15 +527,29 @@ out_unlock:
 	pthread_mutex_unlock(&f->mu);
 }
 
-/* Waits while the batch under way holds blocks of [off, off + len). */
-static void readahead_wait(struct http_file *f, size_t len, uint64_t off)
+/*
+ * Waits while the batch under way holds blocks of [off, off + len).
+ * STORE_OK, or the error the batch waited for failed with (and its
+ * message): the server just failed those very blocks, and asking again
+ * would double the wait on a server that hangs.
+ */
+static int readahead_wait(struct http_file *f, size_t len, uint64_t off,
+			  char *err, size_t errlen)
 {
 	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK;
+	int waited = 0, rc = STORE_OK;
 
 	pthread_mutex_lock(&f->mu);
-	while (f->ra_busy && first <= f->ra_last && last >= f->ra_first)
+	while (f->ra_busy && first <= f->ra_last && last >= f->ra_first) {
 		pthread_cond_wait(&f->ra_done, &f->mu);
+		waited = 1;
+	}
+	if (waited && f->ra_rc != STORE_OK) {
+		rc = f->ra_rc;
+		SET_ERR("%s", f->ra_err);
+	}
 	pthread_mutex_unlock(&f->mu);
+	return rc;
 }
 
 /*
@@ -565,8 +584,9 @@ ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
 	window = classify(f, off, len);
 	blocks = (off + len - 1) / BLOCK - off / BLOCK + 1;
 	served = copy_present(f, buf, len, off);
-	if (!served) {
-		readahead_wait(f, len, off);	/* its blocks may be on the way */
+	if (!served) {	/* its blocks may be on the way */
+		if ((rc = readahead_wait(f, len, off, err, errlen)) != STORE_OK)
+			return rc;
 		served = copy_present(f, buf, len, off);
 	}
 	if (served) {

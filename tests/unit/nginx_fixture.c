@@ -171,6 +171,7 @@ void nginx_fixture_stop(struct nginx_fixture *nx)
 
 	if (nx->pid <= 0)
 		return;
+	kill(nx->pid, SIGCONT);	/* a test may have frozen it */
 	kill(nx->pid, SIGTERM);
 	for (int i = 0; i < 40; i++) {
 		if (waitpid(nx->pid, &status, WNOHANG) == nx->pid) {

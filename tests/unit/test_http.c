@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,6 +568,40 @@ Test(http, a_stopped_server_gives_an_error_not_a_hang)
 	cr_assert_eq(memcmp(buf, want + 3 * MiB, 4096), 0);
 	free(want);
 	http_file_close(f);
+	http_source_free(src);
+}
+
+Test(http, a_server_frozen_mid_sequential_read_gives_an_error_in_time)
+{
+	struct http_source *src = source(NULL);
+	unsigned char *want = serve("f.bin", 48 * MiB, 15);
+	unsigned char *buf = malloc(128 * 1024);
+	struct http_stat st;
+	struct http_file *f = open_file(src, "f.bin", &st, NULL);
+	size_t off = 0;
+	ssize_t n = 0;
+	double t0;
+
+	cr_assert_not_null(buf);
+	for (; off < 4 * MiB; off += 128 * 1024)	/* the window grows */
+		cr_assert_eq(http_file_pread(f, buf, 128 * 1024, off, err,
+					     sizeof(err)), 128 * 1024, "%s", err);
+	cr_assert_eq(kill(nx.pid, SIGSTOP), 0);
+	t0 = now_s();
+	/* Blocks fetched already are served; the first missing one fails. */
+	while (off < 48 * MiB &&
+	       (n = http_file_pread(f, buf, 128 * 1024, off, err,
+				    sizeof(err))) > 0) {
+		cr_assert_eq(memcmp(buf, want + off, (size_t)n), 0);
+		off += (size_t)n;
+	}
+	cr_assert_eq(n, STORE_IO, "read at %zu: %s", off, err);
+	cr_assert_lt(now_s() - t0, 10.0, "%.1f s", now_s() - t0);
+	cr_log_info("frozen server: '%s' after %.1f s", err, now_s() - t0);
+	http_file_close(f);	/* joins the read-ahead: also bounded */
+	cr_assert_lt(now_s() - t0, 10.0, "%.1f s", now_s() - t0);
+	free(want);
+	free(buf);
 	http_source_free(src);
 }
 

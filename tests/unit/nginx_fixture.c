@@ -43,6 +43,7 @@ static const char conf_fmt[] =
 	"    listen 127.0.0.1:%2$d;\n"
 	"    root %1$s/www;\n"
 	"    location /err500 { return 500; }\n"
+	"    location /noranges/ { max_ranges 0; }\n"
 	"    location /secret/ {\n"
 	"      if ($http_authorization != \"Bearer " NGINX_SECRET "\") {\n"
 	"        return 401;\n"

@@ -6,6 +6,7 @@
  * Locations besides plain files under www/:
  *   /err500        always 500
  *   /secret/...    401 unless "Authorization: Bearer " NGINX_SECRET
+ *   /noranges/...  files, Range headers ignored (200 with the whole body)
  *
  * The access log (dir/access.log) has one line per request: the
  * connection's serial number and the status, so tests can count

@@ -491,6 +491,66 @@ Test(http, cached_blocks_are_not_fetched_again)
 	http_source_free(src);
 }
 
+Test(http, reads_work_when_the_cache_refuses_to_write)
+{
+	struct http_source *src = source(NULL);
+	size_t size = 3 * MiB + 5;
+	unsigned char *want = serve("n.bin", size, 16), *got;
+	struct blockcache *bc = NULL;
+	struct blockcache_stats bst;
+	struct http_stat st;
+	struct http_file *f;
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s/cache", nx.dir);
+	cr_assert_eq(blockcache_open(dir, 64 * MiB, UINT64_MAX / 2, &bc, err,
+				     sizeof(err)), STORE_OK, "%s", err);
+	f = open_file(src, "n.bin", &st, bc);
+	got = read_all(f, size, 128 * 1024);
+	cr_assert_eq(memcmp(got, want, size), 0);
+	blockcache_stats(bc, &bst);
+	cr_assert_eq(bst.blocks, 0);
+	cr_assert_gt(bst.refused, 0);
+	free(got);
+	free(want);
+	http_file_close(f);
+	blockcache_close(bc);
+	http_source_free(src);
+}
+
+/* ---- servers that ignore ranges ----------------------------------------------------------- */
+
+Test(http, a_small_file_is_read_from_a_server_without_ranges)
+{
+	struct http_source *src = source(NULL);
+	unsigned char *want = serve("noranges/s.bin", 500000, 17), buf[10000];
+	struct http_stat st;
+	struct http_file *f = open_file(src, "noranges/s.bin", &st, NULL);
+
+	cr_assert_eq(http_file_pread(f, buf, sizeof(buf), 123456, err,
+				     sizeof(err)), (ssize_t)sizeof(buf), "%s", err);
+	cr_assert_eq(memcmp(buf, want + 123456, sizeof(buf)), 0);
+	free(want);
+	http_file_close(f);
+	http_source_free(src);
+}
+
+Test(http, a_large_file_is_not_downloaded_whole_for_a_piece)
+{
+	struct http_source *src = source(NULL);
+	unsigned char *want = serve("noranges/l.bin", 8 * MiB, 18), buf[4096];
+	struct http_stat st;
+	struct http_file *f = open_file(src, "noranges/l.bin", &st, NULL);
+
+	cr_assert_eq(http_file_pread(f, buf, sizeof(buf), 5 * MiB, err,
+				     sizeof(err)), STORE_IO);
+	cr_assert(strstr(err, "ignores range requests"), "%s", err);
+	cr_assert_lt(http_source_bytes_fetched(src), 1 * MiB);
+	free(want);
+	http_file_close(f);
+	http_source_free(src);
+}
+
 /* ---- a file that changed ------------------------------------------------------------------ */
 
 /* Registers "v.bin", replaces its content (same size) and checks that

@@ -50,6 +50,10 @@
 #define BIG_READ_BLOCKS 8
 #define RING_SLOTS ((int)(HTTP_RA_MAX / BLOCKCACHE_BLOCK) + BIG_READ_BLOCKS)
 #define EXACT_PART (1u << 20)	/* a large exact read is split in parts of this */
+/* Block buffers kept for reuse per file: a top-up batch (half a window)
+ * evicts about as many read blocks as it brings, so with this many
+ * spares a steady sequential reader maps no new memory. */
+#define SPARES ((int)(HTTP_RA_MAX / 2 / BLOCKCACHE_BLOCK))
 
 struct ra_stream {
 	uint64_t next;		/* where the last read of the stream ended */
@@ -79,7 +83,7 @@ struct http_file {
 	struct ring_slot ring[RING_SLOTS];
 	/* Block buffers for reuse: a fresh 256 KiB malloc is an mmap whose
 	 * page faults cost as much as the copy into it. */
-	unsigned char *spare[RING_SLOTS];
+	unsigned char *spare[SPARES];
 	int nspare;
 	/* The background read-ahead: at most one batch at a time. */
 	pthread_cond_t ra_done;		/* ra_busy went to 0 */
@@ -300,7 +304,7 @@ static void ring_insert(struct http_file *f, uint64_t index,
 			if (!f->ring[i].data || f->ring[i].used < s->used)
 				s = &f->ring[i];
 	}
-	if (s->data && f->nspare < RING_SLOTS)
+	if (s->data && f->nspare < SPARES)
 		f->spare[f->nspare++] = s->data;
 	else
 		block_free(s->data);
@@ -392,7 +396,7 @@ static void xfers_free(struct http_file *f, struct http_xfer *x, size_t n)
 {
 	pthread_mutex_lock(&f->mu);
 	for (size_t i = 0; i < n; i++) {
-		if (f->nspare < RING_SLOTS)
+		if (f->nspare < SPARES)
 			f->spare[f->nspare++] = x[i].buf;
 		else
 			block_free(x[i].buf);

@@ -36,8 +36,10 @@
  *  it finds its block missing. Any other read is random: when it is smaller
  *  than a block it fetches exactly the bytes asked for (so random 4 KiB
  *  reads fetch 4 KiB each) and is not cached. Fetched blocks are kept in
- *  memory (at most HTTP_RA_MAX plus a few blocks per file) and in the
- *  block cache when the file has one.
+ *  memory and in the block cache when the file has one. Memory per file:
+ *  up to HTTP_RA_MAX + 2 MiB of kept blocks, plus the blocks of batches in
+ *  flight (as much again per batch) and 8 MiB of spare buffers, all
+ *  allocated only once the file is read sequentially; freed at close.
  *
  * Results
  *  Functions return STORE_OK (0), a byte count, or a negative STORE_*
@@ -48,8 +50,9 @@
  * Threads
  *  Every call is thread-safe, including many concurrent preads of one
  *  struct http_file. A file runs at most one thread of its own, for
- *  read-ahead; http_file_close() waits for it. Connections, DNS answers and TLS sessions are
- *  shared by all threads of a source (a curl share handle).
+ *  read-ahead; http_file_close() waits for it. Connections, DNS answers
+ *  and TLS sessions are shared by all threads of a source (a curl share
+ *  handle).
  */
 #ifndef MLFS_HTTP_H
 #define MLFS_HTTP_H

@@ -112,7 +112,7 @@ static int xfer_setup(struct http_source *src, const struct http_req *req,
 		return STORE_NOMEM;
 	/* Without a strong ETag (If-Match, in req->headers) the condition is
 	 * the time: curl sends If-Unmodified-Since itself. */
-	if (!(pin->etag[0] == '"') && pin->mtime_ms >= 0 &&
+	if (pin->etag[0] != '"' && pin->mtime_ms >= 0 &&
 	    (curl_easy_setopt(x->h, CURLOPT_TIMECONDITION,
 			      (long)CURL_TIMECOND_IFUNMODSINCE) ||
 	     curl_easy_setopt(x->h, CURLOPT_TIMEVALUE_LARGE,
@@ -301,7 +301,8 @@ int http_xfer_run(struct http_source *src, const struct http_req *req,
 		if (rc == STORE_OK && active > 0)
 			curl_multi_poll(m, NULL, 0, 1000, NULL);
 	}
-	/* On failure the transfers still running are abandoned. */
+	/* On failure the transfers still running are aborted: taking a
+	 * handle out of the multi handle stops its transfer. */
 	for (size_t i = 0; i < next; i++)
 		xfer_release(src, m, &x[i]);
 	curl_multi_cleanup(m);

@@ -16,7 +16,8 @@
  *    and renamed into place, so a name holds a whole block or, after a
  *    crash or a power loss, something that fails the header, length or
  *    crc check: such a file is a miss and is removed, never served.
- *  - The bytes of all block files (headers included) never exceed
+ *  - The bytes of all block files (their sizes, headers included; a
+ *    filesystem may round each up to its own block size) never exceed
  *    @max_bytes once a put returns, and nothing is written while the
  *    filesystem of the directory has less than @free_min bytes free for
  *    unprivileged users: least recently used blocks are evicted first, and

@@ -541,6 +541,8 @@ enum change_kind {
 				 * source run (0 when none) */
 	CHANGE_DATASTORES = 10,	/* a datastore was made or removed;
 				 * object_id = datastore */
+	CHANGE_DATASETS = 11,	/* a dataset version was registered;
+				 * object_id = the version's row */
 };
 
 struct store_change {

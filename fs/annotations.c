@@ -137,10 +137,12 @@ static int annotations_list(struct fs_ctx *ctx, struct fs_node *dir,
 }
 
 static int annotations_create(struct fs_ctx *ctx, struct fs_node *dir,
-			      const char *name, struct fs_ident *out)
+			      const char *name, struct fs_make *mk,
+			      struct fs_ident *out)
 {
 	const struct annotation_ops *ops = ops_of(dir->id.kind);
 
+	(void)mk;
 	if (!name_is_valid(name, strlen(name)))
 		return fs_refuse(ctx, "create", dir, name, EINVAL,
 				 "invalid %s key: use 1-255 of [A-Za-z0-9._-], "

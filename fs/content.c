@@ -181,7 +181,13 @@ void version_bump_change(struct fs_ctx *ctx, const struct store_change *ch)
 		version_bump(ctx, DEP_MODEL, ch->object_id);
 		break;
 	case CHANGE_DATASTORES:
-		break;	/* datastores/ is not served yet */
+		version_bump(ctx, DEP_DATASTORES, 0);
+		break;
+	case CHANGE_DATASETS:
+		version_bump(ctx, DEP_DATASETS, 0);
+		/* an HTTP datastore's files/ lists the paths of its datasets */
+		version_bump(ctx, DEP_DATASTORES, 0);
+		break;
 	case CHANGE_MODEL:
 		version_bump(ctx, DEP_MODEL, ch->object_id);
 		/* the source run's run.json lists its model versions */
@@ -326,7 +332,8 @@ int node_refresh(struct fs_ctx *ctx, struct fs_node *n)
 	uint64_t ver = version_get(ctx, k->dep, node_dep_id(n));
 	int rc;
 
-	if (n->content.rendered && n->content.ver == ver)
+	/* A mirrored symlink can be replaced outside the mount: no cache. */
+	if (n->content.rendered && n->content.ver == ver && !k->stat_full)
 		return 0;
 	if (!k->render) {
 		n->content.mtime_ms = ctx->mount_ms;
@@ -344,6 +351,9 @@ int node_refresh(struct fs_ctx *ctx, struct fs_node *n)
 
 double node_attr_timeout(struct fs_ctx *ctx, const struct fs_node *n)
 {
+	/* Mirrored files change outside the mount too: as directories. */
+	if (n->id.kind->stat_full)
+		return ctx->live_timeout;
 	if (n->id.kind->dep == DEP_NONE)
 		return ctx->static_timeout;
 	if (S_ISREG(n->id.kind->mode) && !n->id.kind->attr_cached)
@@ -372,7 +382,7 @@ static int node_stat_direct(struct fs_ctx *ctx, struct fs_node *n,
 	if (k->stat) {
 		rc = k->stat(ctx, n, &bst);
 	} else {
-		rc = k->backing_open(ctx, n, &fd);
+		rc = k->backing_open(ctx, n, O_RDONLY, &fd);
 		if (rc == 0) {
 			rc = fstat(fd, &bst) < 0 ? -errno : 0;
 			close(fd);
@@ -380,6 +390,11 @@ static int node_stat_direct(struct fs_ctx *ctx, struct fs_node *n,
 	}
 	if (rc < 0)
 		return rc;
+	if (k->stat_full) {
+		*st = bst;
+		st->st_ino = n->ino;
+		return 0;
+	}
 	st->st_ino = n->ino;
 	st->st_mode = k->mode;
 	st->st_nlink = S_ISDIR(k->mode) ? 2 : 1;

@@ -87,7 +87,7 @@ int fs_refuse(struct fs_ctx *ctx, const char *op, struct fs_node *node,
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	if (node)
-		node_path(node, &path);
+		node_path(ctx, node, &path);
 	if (name) {
 		if (path.len)
 			strbuf_addch(&path, '/');

@@ -44,11 +44,13 @@ static int experiments_list(struct fs_ctx *ctx, struct fs_node *dir,
 }
 
 static int experiments_mkdir(struct fs_ctx *ctx, struct fs_node *dir,
-			     const char *name, struct fs_ident *out)
+			     const char *name, struct fs_make *mk,
+			     struct fs_ident *out)
 {
 	struct store_experiment e = { 0 };
 	int rc;
 
+	(void)mk;	/* modes are the kind's */
 	if (!name_is_valid(name, strlen(name)))
 		return fs_refuse(ctx, "mkdir", dir, name, EINVAL,
 				 "invalid experiment name: use 1-255 of "

@@ -25,8 +25,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
 
+#include "mlfs/datastores.h"
 #include "mlfs/fs.h"
+#include "mlfs/http.h"
 #include "mlfs/snapshot.h"
 #include "mlfs/store.h"
 #include "mlfs/strbuf.h"
@@ -49,6 +53,8 @@ enum dep_kind {
 	DEP_SNAPSHOTS,		/* the list of snapshots (bumped by watch.c) */
 	DEP_MODELS,		/* the list of models */
 	DEP_MODEL,		/* a model, its versions, tags and aliases */
+	DEP_DATASTORES,		/* the datastores (and the paths datasets use) */
+	DEP_DATASETS,		/* datasets and their versions */
 };
 
 uint64_t version_get(struct fs_ctx *ctx, enum dep_kind kind, int64_t id);
@@ -139,6 +145,14 @@ int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
 		int64_t mtime_ms);
 void dirlist_release(struct dirlist *dl);
 
+/* What mkdir and create ask for. */
+struct fs_make {
+	mode_t mode;		/* permission bits, the caller's umask applied */
+	int flags;		/* create: open(2) flags */
+	int fd;			/* create: the kind's open descriptor of the new
+				 * file, or -1 (open then calls backing_open) */
+};
+
 struct fs_kind {
 	const char *name;	/* for logs */
 	mode_t mode;		/* type and permission bits */
@@ -149,10 +163,10 @@ struct fs_kind {
 		      struct fs_ident *out);
 	int (*list)(struct fs_ctx *ctx, struct fs_node *dir, struct dirlist *dl);
 	int (*mkdir)(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
-		     struct fs_ident *out);
+		     struct fs_make *mk, struct fs_ident *out);
 	int (*rmdir)(struct fs_ctx *ctx, struct fs_node *dir, const char *name);
 	int (*create)(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
-		      struct fs_ident *out);
+		      struct fs_make *mk, struct fs_ident *out);
 	int (*unlink)(struct fs_ctx *ctx, struct fs_node *dir, const char *name);
 	/* ln -s @target @name in this directory (e.g. a model alias). */
 	int (*symlink)(struct fs_ctx *ctx, struct fs_node *dir,
@@ -165,6 +179,26 @@ struct fs_kind {
 	 */
 	int (*rename)(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
 		      const char *newname, unsigned int flags);
+	/*
+	 * Optional, for trees that mirror a real directory: rename(2) of
+	 * @dir/@name to @newdir/@newname. ops.c answers EXDEV unless
+	 * @newdir has the same move hook and the same exp_id (the same
+	 * datastore). Used instead of rename when set. The inode table
+	 * follows the move (node_move).
+	 */
+	int (*move)(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
+		    struct fs_node *newdir, const char *newname,
+		    unsigned int flags);
+	/* Optional: a hard link to @node named @dir/@name. */
+	int (*link)(struct fs_ctx *ctx, struct fs_node *node,
+		    struct fs_node *dir, const char *name, struct fs_ident *out);
+	/*
+	 * Optional: setattr(2) as the kind does it, all of it (chmod, chown,
+	 * utimens, truncate); @h is the open file's handle or NULL.
+	 */
+	int (*setattr)(struct fs_ctx *ctx, struct fs_node *node,
+		       const struct stat *attr, int to_set,
+		       struct fs_handle *h);
 	/*
 	 * Fill c: the bytes of a file, the target of a symlink, and mtime_ms
 	 * for every kind. NULL for directories whose times never change.
@@ -190,14 +224,41 @@ struct fs_kind {
 	 * stat(), and render is never called. The kernel keeps its cached
 	 * pages across opens for DEP_NONE and append_only kinds; other
 	 * backing files are re-read at each open. Writes need write().
+	 * @flags are open(2)'s (O_RDONLY for getattr's use).
 	 */
-	int (*backing_open)(struct fs_ctx *ctx, struct fs_node *node, int *fd);
+	int (*backing_open)(struct fs_ctx *ctx, struct fs_node *node, int flags,
+			    int *fd);
 	/*
 	 * Optional: size and mtime of a file without rendering it (e.g. from
 	 * an index), so that getattr and "ls -l" stay cheap. Fills only
 	 * st_size and st_mtim of @st; 0 or -errno.
 	 */
 	int (*stat)(struct fs_ctx *ctx, struct fs_node *node, struct stat *st);
+	/*
+	 * stat() fills every field (type and mode, owner, links, times):
+	 * the node mirrors a real file whose attributes are its own.
+	 */
+	int stat_full;
+	/*
+	 * Hooks act with the caller's identity (fsuid, fsgid, groups), so the
+	 * real filesystem checks permissions and owns new files by the
+	 * caller, as it would without the mount (ops.c).
+	 */
+	int as_caller;
+	/* Optional: statvfs(3) of the real filesystem under the node. */
+	int (*statfs)(struct fs_ctx *ctx, struct fs_node *node,
+		      struct statvfs *sv);
+	/* Optional: fsync of an open file (else: nothing to do). */
+	int (*fsync)(struct fs_ctx *ctx, struct fs_handle *h, int datasync);
+	/*
+	 * Optional: the bytes of a read, for files served neither from
+	 * rendered content nor a backing descriptor (an HTTP file). Returns
+	 * the count (short only at end of file) or -errno.
+	 */
+	ssize_t (*read)(struct fs_ctx *ctx, struct fs_handle *h, char *buf,
+			size_t size, off_t off);
+	/* Optional: called at open, after the handle is made. 0 or -errno. */
+	int (*opened)(struct fs_ctx *ctx, struct fs_handle *h);
 	/*
 	 * Directories whose entries change outside the store (a run's
 	 * outputs/): the kernel never caches their listing.
@@ -234,6 +295,8 @@ struct fs_kind {
 	int (*act)(struct fs_ctx *ctx, struct fs_handle *h, const char *req,
 		   size_t len);
 	int request_json;
+	/* Requests may hold secrets: refusals never quote them. */
+	int request_secret;
 	/* For the README: the children a directory lists from the store. */
 	const char *dyn_name;	/* placeholder, e.g. "ID" */
 	const struct fs_kind *dyn_kind;
@@ -295,6 +358,8 @@ struct inode_table {
 
 struct version_map;
 struct snap_trees;
+struct ds_roots;
+struct blockcache;
 
 struct fs_ctx {
 	struct store *st;
@@ -326,6 +391,9 @@ struct fs_ctx {
 	 * and from a version delete to the removal of its orphaned blobs.
 	 */
 	pthread_mutex_t model_lock;
+	struct ds_roots *ds_roots;	/* datastores.c: roots by id */
+	struct http_options http_opt;	/* HTTP datastores' timeouts */
+	struct blockcache *blockcache;	/* HTTP blocks; NULL: none */
 };
 
 /* inode.c */
@@ -361,7 +429,20 @@ struct fs_node *node_child_get(struct fs_ctx *ctx, struct fs_node *dir,
 /* A file made by create() is stored at its first write: record its id. */
 void node_set_obj_id(struct fs_ctx *ctx, struct fs_node *n, int64_t obj_id);
 /* Path of the node relative to the mount root, for messages. */
-int node_path(struct fs_node *n, struct strbuf *out);
+int node_path(struct fs_ctx *ctx, struct fs_node *n, struct strbuf *out);
+/*
+ * Path of @n below its nearest ancestor of kind @top ("." for @top
+ * itself) into @buf: 0, -ENAMETOOLONG, or -EIO if there is none. Safe
+ * against concurrent node_move().
+ */
+int node_path_below(struct fs_ctx *ctx, const struct fs_node *n,
+		    const struct fs_kind *top, char *buf, size_t len);
+/*
+ * After a rename(2) in a mirrored tree: @dir/@name is now known as
+ * @newdir/@newname (a node there before is unhashed).
+ */
+void node_move(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
+	       struct fs_node *newdir, const char *newname);
 
 /* content.c */
 int version_map_new(struct version_map **out);
@@ -432,6 +513,27 @@ void snapshots_ctx_release(struct fs_ctx *ctx);
 /* Called by the watcher: bumps DEP_SNAPSHOTS when snapshots/ changed. */
 void snapshots_watch(struct fs_ctx *ctx);
 
+/* datastores.c: the root of a datastore the mount has looked up. */
+struct ds_root {
+	int64_t id;
+	enum datastore_type type;
+	char *name;
+	char *path;		/* local: its directory */
+	char *url;		/* http: its base URL */
+	pthread_mutex_t lock;	/* dirfd, http */
+	int dirfd;		/* local: O_PATH of path once opened; else -1 */
+	struct http_source *http;	/* http: made at first use */
+};
+int datastores_ctx_init(struct fs_ctx *ctx);
+void datastores_ctx_release(struct fs_ctx *ctx);
+/* The root of datastore @id (the exp_id of its nodes), or NULL. */
+struct ds_root *datastore_root(struct fs_ctx *ctx, int64_t id);
+/* A local root's directory descriptor (borrowed): 0 or -errno. */
+int datastore_root_fd(struct ds_root *r, int *fd);
+/* An HTTP root's source (borrowed), made with its secret headers. */
+int datastore_http(struct fs_ctx *ctx, struct ds_root *r,
+		   struct http_source **out);
+
 /* The kinds, defined by the file that serves each area. */
 extern const struct fs_kind kind_root;
 extern const struct fs_kind kind_experiments;
@@ -453,6 +555,10 @@ extern const struct fs_kind kind_snapshots;
 extern const struct fs_kind kind_models;
 extern const struct fs_kind kind_model_register;
 extern const struct fs_kind kind_model_version_tags;	/* annotations.c */
+extern const struct fs_kind kind_datastores;
+extern const struct fs_kind kind_ds_root;	/* datastore_files.c */
+extern const struct fs_kind kind_ds_http_root;	/* datastore_http.c */
+extern const struct fs_kind kind_datasets;	/* datasets.c */
 
 /* models.c: a version number as the tree spells it ("3"); 0 or -EINVAL. */
 int model_version_parse(const char *s, int64_t *out);

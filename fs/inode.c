@@ -14,6 +14,7 @@
  *     contents have their own per-node lock.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -363,6 +364,81 @@ void node_set_obj_id(struct fs_ctx *ctx, struct fs_node *n, int64_t obj_id)
 	pthread_mutex_unlock(&ctx->itable.lock);
 }
 
+void node_move(struct fs_ctx *ctx, struct fs_node *dir, const char *name,
+	       struct fs_node *newdir, const char *newname)
+{
+	struct inode_table *t = &ctx->itable;
+	struct fs_node *n, *over, *old_parent;
+	char *copy = strdup(newname);
+
+	pthread_mutex_lock(&t->lock);
+	over = child_find_locked(t, newdir, newname);
+	if (over)
+		by_name_remove(t, over);
+	n = child_find_locked(t, dir, name);
+	if (n && !copy) {
+		by_name_remove(t, n);	/* found again by a new lookup */
+	} else if (n) {
+		by_name_remove(t, n);
+		free(n->name);
+		n->name = copy;
+		copy = NULL;
+		old_parent = n->parent;
+		n->parent = newdir;
+		newdir->refs++;
+		n->unhashed = 0;
+		n->name_next = t->by_name[hash_name(newdir->ino, n->name,
+						    t->nbuckets)];
+		t->by_name[hash_name(newdir->ino, n->name, t->nbuckets)] = n;
+		old_parent->refs--;
+		node_maybe_free_locked(t, old_parent);
+	}
+	pthread_mutex_unlock(&t->lock);
+	free(copy);
+}
+
+int node_path_below(struct fs_ctx *ctx, const struct fs_node *n,
+		    const struct fs_kind *top, char *buf, size_t len)
+{
+	const char *names[256];
+	size_t depth = 0, used = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&ctx->itable.lock);
+	for (; n && n->id.kind != top; n = n->parent) {
+		if (depth == sizeof(names) / sizeof(names[0])) {
+			rc = -ENAMETOOLONG;
+			goto out_unlock;
+		}
+		names[depth++] = n->name;
+	}
+	if (!n) {
+		rc = -EIO;
+		goto out_unlock;
+	}
+	if (len < 2) {
+		rc = -ENAMETOOLONG;
+		goto out_unlock;
+	}
+	buf[0] = '.';
+	buf[1] = '\0';
+	if (depth)
+		buf[0] = '\0';
+	while (depth--) {
+		int w = snprintf(buf + used, len - used, "%s%s",
+				 used ? "/" : "", names[depth]);
+
+		if (w < 0 || (size_t)w >= len - used) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		used += (size_t)w;
+	}
+out_unlock:
+	pthread_mutex_unlock(&ctx->itable.lock);
+	return rc;
+}
+
 static int path_add(struct fs_node *n, struct strbuf *out)
 {
 	if (!n->parent)
@@ -373,9 +449,15 @@ static int path_add(struct fs_node *n, struct strbuf *out)
 	return strbuf_addstr(out, n->name);
 }
 
-int node_path(struct fs_node *n, struct strbuf *out)
+int node_path(struct fs_ctx *ctx, struct fs_node *n, struct strbuf *out)
 {
-	/* Names never change, and parents outlive children: no lock needed. */
+	/*
+	 * Parents outlive children; names change only by node_move() in
+	 * mirrored trees, which frees the old name: read them with the
+	 * table's lock held.
+	 */
+	pthread_mutex_lock(&ctx->itable.lock);
 	path_add(n, out);
+	pthread_mutex_unlock(&ctx->itable.lock);
 	return out->err;
 }

@@ -114,10 +114,12 @@ static int metrics_list(struct fs_ctx *ctx, struct fs_node *dir,
 }
 
 static int metrics_create(struct fs_ctx *ctx, struct fs_node *dir,
-			  const char *name, struct fs_ident *out)
+			  const char *name, struct fs_make *mk,
+			  struct fs_ident *out)
 {
 	size_t blen;
 
+	(void)mk;
 	if (!name_is_valid(name, strlen(name)) ||
 	    metric_file_kind(name, &blen) != &kind_metric_values)
 		return fs_refuse(ctx, "create", dir, name, EINVAL,

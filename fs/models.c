@@ -230,11 +230,13 @@ static int models_list(struct fs_ctx *ctx, struct fs_node *dir,
 }
 
 static int models_mkdir(struct fs_ctx *ctx, struct fs_node *dir,
-			const char *name, struct fs_ident *out)
+			const char *name, struct fs_make *mk,
+			struct fs_ident *out)
 {
 	struct store_model m;
 	int rc;
 
+	(void)mk;	/* modes are the kind's */
 	if (!name_is_valid(name, strlen(name)))
 		return fs_refuse(ctx, "mkdir", dir, name, EINVAL,
 				 "invalid model name '%s'", name);
@@ -444,10 +446,12 @@ static int model_latest_render(struct fs_ctx *ctx, struct fs_node *node,
  */
 
 static int model_create(struct fs_ctx *ctx, struct fs_node *dir,
-			const char *name, struct fs_ident *out)
+			const char *name, struct fs_make *mk,
+			struct fs_ident *out)
 {
 	int64_t num;
 
+	(void)mk;
 	if (!name_is_valid(name, strlen(name)) ||
 	    model_version_parse(name, &num) == 0)
 		return fs_refuse(ctx, "create", dir, name, EINVAL,
@@ -1152,12 +1156,14 @@ static int vfile_ref(struct fs_ctx *ctx, struct fs_node *node,
 	return rc;
 }
 
-static int vfile_open(struct fs_ctx *ctx, struct fs_node *node, int *fd)
+static int vfile_open(struct fs_ctx *ctx, struct fs_node *node, int flags,
+		      int *fd)
 {
 	char hex[BLOB_HEX_LEN + 1];
 	int64_t size, mtime_ms;
 	int rc = vfile_ref(ctx, node, hex, &size, &mtime_ms);
 
+	(void)flags;	/* read-only: writers were refused (erofs) */
 	if (rc < 0)
 		return rc;
 	rc = -fs_errno(blob_open(store_dir(ctx->st), hex, fd));

@@ -100,6 +100,8 @@ static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 		? opt->snapshot_max_files : SNAPSHOT_MAX_FILES_DEFAULT;
 	if (snapshots_ctx_init(ctx) < 0)
 		goto out_itable;
+	if (datastores_ctx_init(ctx) < 0)
+		goto out_itable;
 	if (compute_init(ctx, opt) < 0)
 		goto out_itable;
 	return 0;
@@ -121,6 +123,7 @@ static void ctx_release(struct fs_ctx *ctx)
 	pthread_mutex_destroy(&ctx->carry_lock);
 	pthread_mutex_destroy(&ctx->model_lock);
 	snapshots_ctx_release(ctx);
+	datastores_ctx_release(ctx);
 	itable_release(&ctx->itable);
 	version_map_free(ctx->versions);
 	free(ctx->cache_dir);

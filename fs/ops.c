@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fs_internal.h"
@@ -19,6 +20,46 @@
 static struct fs_ctx *ctx_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+/* ---- acting as the caller ------------------------------------------------- */
+
+#define CALLER_GROUPS_MAX 64
+
+/*
+ * For kinds that mirror a real directory (as_caller): this thread's
+ * filesystem identity becomes the caller's, so the real filesystem checks
+ * permissions and owns new files as without the mount. fsuid, fsgid and
+ * groups are per thread at the system call level (glibc's setgroups()
+ * would change every thread: the raw call is used). A root caller, or a
+ * daemon that is not root, needs no switch.
+ */
+static int caller_enter(fuse_req_t req, const struct fs_kind *k)
+{
+	const struct fuse_ctx *fc = fuse_req_ctx(req);
+	gid_t groups[CALLER_GROUPS_MAX];
+	int n;
+
+	if (!k || !k->as_caller || fc->uid == 0 || geteuid() != 0)
+		return 0;
+	n = fuse_req_getgroups(req, CALLER_GROUPS_MAX, groups);
+	if (n < 0)
+		n = 0;
+	if (n > CALLER_GROUPS_MAX)
+		n = CALLER_GROUPS_MAX;
+	syscall(SYS_setgroups, (size_t)n, groups);
+	syscall(SYS_setfsgid, fc->gid);
+	syscall(SYS_setfsuid, fc->uid);
+	return 1;
+}
+
+static void caller_leave(int entered)
+{
+	if (!entered)
+		return;
+	syscall(SYS_setfsuid, 0);
+	syscall(SYS_setfsgid, 0);
+	syscall(SYS_setgroups, (size_t)0, NULL);
 }
 
 /* ---- small helpers shared by the kinds -------------------------------- */
@@ -140,12 +181,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_ctx *ctx = ctx_of(req);
 	struct fs_node *dir, *n;
 	struct fs_ident id;
-	int rc;
+	int rc, as;
 
 	dir = dir_get(req, parent);
 	if (!dir)
 		return;
+	as = caller_enter(req, dir->id.kind);
 	rc = resolve_child(ctx, dir, name, &id);
+	caller_leave(as);
 	if (rc == -ENOENT) {
 		/* Made by a writer whose first line is still on its way? */
 		struct fs_node *child = node_child_get(ctx, dir, name);
@@ -196,11 +239,11 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
 	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_make mk = { .mode = mode, .flags = 0, .fd = -1 };
 	struct fs_node *dir, *n;
 	struct fs_ident id;
-	int rc;
+	int rc, as;
 
-	(void)mode;	/* modes are the kind's */
 	dir = dir_get(req, parent);
 	if (!dir)
 		return;
@@ -221,7 +264,9 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	id = dir->id;
 	id.key = NULL;
 	id.obj_id = 0;
-	rc = dir->id.kind->mkdir(ctx, dir, name, &id);
+	as = caller_enter(req, dir->id.kind);
+	rc = dir->id.kind->mkdir(ctx, dir, name, &mk, &id);
+	caller_leave(as);
 	if (rc < 0)
 		goto out_reply_err;
 	n = child_made(req, dir, name, &id);
@@ -243,11 +288,12 @@ static void remove_child(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_node *dir;
 	struct fs_ident id;
 	int (*remove)(struct fs_ctx *, struct fs_node *, const char *);
-	int rc;
+	int rc, as;
 
 	dir = dir_get(req, parent);
 	if (!dir)
 		return;
+	as = caller_enter(req, dir->id.kind);
 	rc = resolve_child(ctx, dir, name, &id);
 	if (rc < 0)
 		goto out_reply;
@@ -267,6 +313,7 @@ static void remove_child(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == 0)
 		node_unhash_child(ctx, dir, name);
 out_reply:
+	caller_leave(as);
 	fuse_reply_err(req, -rc);
 	node_put(ctx, dir);
 }
@@ -281,6 +328,36 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	remove_child(req, parent, name, 0);
 }
 
+/* rename(2) in a mirrored tree: the kind moves, the inode table follows. */
+static void move_child(fuse_req_t req, struct fs_node *dir, const char *name,
+		       fuse_ino_t newparent, const char *newname,
+		       unsigned int flags)
+{
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *newdir = node_get(ctx, newparent);
+	int rc, as;
+
+	if (!newdir) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (newdir->id.kind->move != dir->id.kind->move ||
+	    newdir->id.exp_id != dir->id.exp_id) {
+		/* Another datastore, or the rest of the tree: as rename(2)
+		 * across filesystems, so mv copies and removes. */
+		fuse_reply_err(req, EXDEV);
+		node_put(ctx, newdir);
+		return;
+	}
+	as = caller_enter(req, dir->id.kind);
+	rc = dir->id.kind->move(ctx, dir, name, newdir, newname, flags);
+	caller_leave(as);
+	if (rc == 0)
+		node_move(ctx, dir, name, newdir, newname);
+	fuse_reply_err(req, -rc);
+	node_put(ctx, newdir);
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
@@ -288,7 +365,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_ctx *ctx = ctx_of(req);
 	struct fs_node *dir = node_get(ctx, parent);
 
-	if (dir && dir->id.kind->rename && !dir->id.kind->erofs &&
+	if (dir && dir->id.kind->move && !dir->id.kind->erofs) {
+		move_child(req, dir, name, newparent, newname, flags);
+	} else if (dir && dir->id.kind->rename && !dir->id.kind->erofs &&
 	    newparent == parent) {
 		int rc = dir->id.kind->rename(ctx, dir, name, newname, flags);
 
@@ -327,7 +406,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	struct fs_ctx *ctx = ctx_of(req);
 	struct fs_node *dir, *n;
 	struct fs_ident id;
-	int rc;
+	int rc, as;
 
 	dir = node_get(ctx, parent);
 	if (!dir || !dir->id.kind->symlink || dir->id.kind->erofs) {
@@ -338,7 +417,9 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	id = dir->id;
 	id.key = NULL;
 	id.obj_id = 0;
+	as = caller_enter(req, dir->id.kind);
 	rc = dir->id.kind->symlink(ctx, dir, link, name, &id);
+	caller_leave(as);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		goto out_put;
@@ -354,8 +435,35 @@ out_put:
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		    const char *newname)
 {
-	(void)ino;
-	refuse_make(req, newparent, newname, "link", "hard links");
+	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *n = node_get(ctx, ino);
+	struct fs_node *dir = node_get(ctx, newparent), *made;
+	struct fs_ident id;
+	int rc, as;
+
+	if (!n || !dir || !dir->id.kind->link || dir->id.kind->erofs) {
+		refuse_make(req, newparent, newname, "link", "hard links");
+		goto out_put;
+	}
+	if (n->id.exp_id != dir->id.exp_id || !n->id.kind->as_caller) {
+		fuse_reply_err(req, EXDEV);
+		goto out_put;
+	}
+	id = dir->id;
+	id.key = NULL;
+	as = caller_enter(req, dir->id.kind);
+	rc = dir->id.kind->link(ctx, n, dir, newname, &id);
+	caller_leave(as);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		goto out_put;
+	}
+	made = child_made(req, dir, newname, &id);
+	if (made)
+		reply_entry(req, ctx, made);
+out_put:
+	node_put(ctx, dir);
+	node_put(ctx, n);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -368,6 +476,26 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* ---- attributes ------------------------------------------------------------ */
 
+/*
+ * fstat of an open mirrored file: it answers even after the file was
+ * removed or renamed outside the mount. -ENOENT when it does not apply.
+ */
+static int getattr_open(struct fs_node *n, struct fuse_file_info *fi,
+			struct stat *st)
+{
+	struct fs_handle *h;
+
+	if (!fi || !n->id.kind->stat_full)
+		return -ENOENT;
+	h = (struct fs_handle *)(uintptr_t)fi->fh;
+	if (!h || h->backing_fd < 0)
+		return -ENOENT;
+	if (fstat(h->backing_fd, st) < 0)
+		return -errno;
+	st->st_ino = n->ino;
+	return 0;
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -376,13 +504,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat st;
 	int rc;
 
-	(void)fi;
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	node_wait_carry(ctx, n);
-	rc = node_stat(ctx, n, &st);
+	rc = getattr_open(n, fi, &st);
+	if (rc == -ENOENT)
+		rc = node_stat(ctx, n, &st);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -399,16 +528,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct stat st;
 	int rc = 0;
 
-	(void)fi;
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	k = n->id.kind;
-	if (k->erofs)
+	if (k->erofs) {
 		rc = refuse_erofs(ctx, (to_set & FUSE_SET_ATTR_SIZE) ? "truncate"
 				  : "setattr", n, NULL);
-	else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+	} else if (k->setattr) {
+		int as = caller_enter(req, k);
+
+		rc = k->setattr(ctx, n, attr, to_set,
+				fi ? (struct fs_handle *)(uintptr_t)fi->fh : NULL);
+		caller_leave(as);
+	} else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
 			   FUSE_SET_ATTR_GID))
 		rc = fs_refuse(ctx, "setattr", n, NULL, EPERM,
 			       "mode and owner are fixed: they tell what the "
@@ -506,18 +640,12 @@ static int open_decide_cache(struct fs_ctx *ctx, struct fs_node *n,
 	return rc;
 }
 
-/*
- * Checks an open of @n with @fi->flags and makes its handle; the node
- * reference passes to the handle. 0 or -errno.
- */
-static int open_file(struct fs_ctx *ctx, struct fs_node *n,
-		     struct fuse_file_info *fi, int created)
+/* May @n be opened with @fi->flags? Truncates append-only files. */
+static int open_check(struct fs_ctx *ctx, struct fs_node *n,
+		      struct fuse_file_info *fi, int created)
 {
 	const struct fs_kind *k = n->id.kind;
 	int writable = (fi->flags & O_ACCMODE) != O_RDONLY;
-	struct fs_handle *h;
-	int backing_fd = -1;
-	int rc;
 
 	if (S_ISDIR(k->mode))
 		return fs_refuse(ctx, "open", n, NULL, EISDIR,
@@ -527,49 +655,87 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 	if (writable && !k->write)
 		return fs_refuse(ctx, "open", n, NULL, EACCES,
 				 "the file is read-only");
-	if (writable && (fi->flags & O_TRUNC) && k->append_only && !created) {
-		rc = k->truncate(ctx, n, 0);
-		if (rc < 0)
-			return rc;
-	}
+	if (writable && (fi->flags & O_TRUNC) && k->append_only && !created)
+		return k->truncate(ctx, n, 0);
+	return 0;
+}
+
+/*
+ * Checks an open of @n with @fi->flags and makes its handle; the node
+ * reference passes to the handle, and so does @made_fd (a descriptor the
+ * kind's create opened, or -1), which is closed on failure. 0 or -errno.
+ */
+static int open_file(struct fs_ctx *ctx, struct fs_node *n,
+		     struct fuse_file_info *fi, int created, int made_fd)
+{
+	const struct fs_kind *k = n->id.kind;
+	int writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	struct fs_handle *h = NULL;
+	int backing_fd = made_fd;
+	int rc;
+
+	rc = open_check(ctx, n, fi, created);
+	if (rc < 0)
+		goto out_close;
 	if (k->backing_open) {
-		rc = k->backing_open(ctx, n, &backing_fd);
-		if (rc < 0)
-			return rc;
-		fi->keep_cache = k->dep == DEP_NONE || k->append_only;
+		if (backing_fd < 0)
+			rc = k->backing_open(ctx, n, fi->flags, &backing_fd);
+		/* A mirrored file can change outside the mount: reread. */
+		fi->keep_cache = !k->stat_full &&
+				 (k->dep == DEP_NONE || k->append_only);
+	} else if (k->read) {
+		fi->keep_cache = k->dep == DEP_NONE;
 	} else if ((fi->flags & O_ACCMODE) != O_WRONLY && !k->act) {
 		rc = open_decide_cache(ctx, n, fi);
-		if (rc < 0)
-			return rc;
 	}
+	if (rc < 0)
+		goto out_close;
 	h = handle_new(n, fi->flags);
 	if (!h) {
-		if (backing_fd >= 0)
-			close(backing_fd);
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto out_close;
 	}
 	h->backing_fd = backing_fd;
+	backing_fd = -1;
 	h->created = created;
 	h->truncated = writable && (fi->flags & O_TRUNC);
-	/* Writers bypass the page cache: we store what they mean, not bytes. */
-	fi->direct_io = writable || k->act;
+	if (k->opened) {
+		rc = k->opened(ctx, h);
+		if (rc < 0) {
+			h->node = NULL;	/* the caller keeps its reference */
+			handle_free(ctx, h);
+			return rc;
+		}
+	}
+	/*
+	 * Writers bypass the page cache: we store what they mean, not bytes.
+	 * Files with a backing descriptor are bytes, cached as any file.
+	 */
+	fi->direct_io = (writable && !k->backing_open) || k->act;
 	/* No FLUSH round trip at every close unless the kind acts on it. */
 	fi->noflush = !k->flush;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	return 0;
+
+out_close:
+	if (backing_fd >= 0)
+		close(backing_fd);
+	return rc;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_ctx *ctx = ctx_of(req);
 	struct fs_node *n = node_get(ctx, ino);
-	int rc;
+	int rc, as;
 
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	rc = open_file(ctx, n, fi, 0);
+	as = caller_enter(req, n->id.kind);
+	rc = open_file(ctx, n, fi, 0, -1);
+	caller_leave(as);
 	if (rc < 0) {
 		node_put(ctx, n);
 		fuse_reply_err(req, -rc);
@@ -583,16 +749,17 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
 	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_make mk = { .mode = mode, .flags = fi->flags, .fd = -1 };
 	struct fs_node *dir, *n;
 	struct fuse_entry_param e;
 	struct fs_ident id;
 	int created = 0;
-	int rc;
+	int rc, as;
 
-	(void)mode;
 	dir = dir_get(req, parent);
 	if (!dir)
 		return;
+	as = caller_enter(req, dir->id.kind);
 	if (dir->id.kind->erofs) {
 		rc = refuse_erofs(ctx, "create", dir, name);
 		goto out_reply_err;
@@ -612,7 +779,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		id = dir->id;
 		id.key = NULL;
 		id.obj_id = 0;
-		rc = dir->id.kind->create(ctx, dir, name, &id);
+		rc = dir->id.kind->create(ctx, dir, name, &mk, &id);
 		created = 1;
 	}
 	if (rc < 0)
@@ -626,7 +793,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		pthread_mutex_lock(&ctx->itable.lock);
 		n->refs++;	/* the handle's */
 		pthread_mutex_unlock(&ctx->itable.lock);
-		rc = open_file(ctx, n, fi, created);
+		rc = open_file(ctx, n, fi, created, mk.fd);
+		mk.fd = -1;	/* the handle's now, or closed by open_file */
 		if (rc < 0)
 			node_put(ctx, n);
 	}
@@ -641,7 +809,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * write: the kernel must ask again, or a refused first write would
 	 * leave a name that looks real for a while.
 	 */
-	e.entry_timeout = created ? 0 : node_entry_timeout(ctx, n);
+	e.entry_timeout = created && !n->id.kind->stat_full
+			  ? 0 : node_entry_timeout(ctx, n);
+	caller_leave(as);
+	as = 0;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		handle_free(ctx, (struct fs_handle *)(uintptr_t)fi->fh);
 	goto out_put;
@@ -649,7 +820,29 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 out_reply_err:
 	fuse_reply_err(req, -rc);
 out_put:
+	caller_leave(as);
+	if (mk.fd >= 0)
+		close(mk.fd);
 	node_put(ctx, dir);
+}
+
+/* Files whose kind makes their bytes per read (an HTTP file). */
+static void read_by_kind(fuse_req_t req, struct fs_handle *h, size_t size,
+			 off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = h->node->id.kind->read(ctx_of(req), h, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -672,6 +865,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		bv.buf[0].fd = h->backing_fd;
 		bv.buf[0].pos = off;
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	if (n->id.kind->read) {
+		read_by_kind(req, h, size, off);
 		return;
 	}
 	pthread_mutex_lock(&n->lock);
@@ -725,10 +922,12 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	const struct fs_kind *k = h->node->id.kind;
+
 	(void)ino;
-	(void)datasync;
-	(void)fi;
-	fuse_reply_err(req, 0);	/* every write is committed before it returns */
+	/* Without a hook every write was committed before it returned. */
+	fuse_reply_err(req, k->fsync ? -k->fsync(ctx_of(req), h, datasync) : 0);
 }
 
 /* ---- directories ---------------------------------------------------------------- */
@@ -936,11 +1135,18 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs_ctx *ctx = ctx_of(req);
+	struct fs_node *n = node_get(ctx, ino);
 	struct statvfs sv;
+	int rc = 0;
 
-	(void)ino;
-	if (statvfs(store_dir(ctx->st), &sv) < 0) {
-		fuse_reply_err(req, errno);
+	/* df in a datastore's files/ tells about the datastore's disk. */
+	if (n && n->id.kind->statfs)
+		rc = n->id.kind->statfs(ctx, n, &sv);
+	else if (statvfs(store_dir(ctx->st), &sv) < 0)
+		rc = -errno;
+	node_put(ctx, n);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	sv.f_namemax = 255;

@@ -221,8 +221,10 @@ const struct fs_kind kind_run_area = {
 
 /* ---- files and links --------------------------------------------------------- */
 
-static int area_file_open(struct fs_ctx *ctx, struct fs_node *node, int *fd)
+static int area_file_open(struct fs_ctx *ctx, struct fs_node *node,
+			  int flags, int *fd)
 {
+	(void)flags;	/* read-only: writers were refused (erofs) */
 	return area_open(ctx, node, O_RDONLY, fd);
 }
 

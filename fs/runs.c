@@ -103,11 +103,13 @@ static int runs_list(struct fs_ctx *ctx, struct fs_node *dir,
 }
 
 static int runs_mkdir(struct fs_ctx *ctx, struct fs_node *dir,
-		      const char *name, struct fs_ident *out)
+		      const char *name, struct fs_make *mk,
+		      struct fs_ident *out)
 {
 	struct store_run r = { 0 };
 	int rc;
 
+	(void)mk;	/* modes are the kind's */
 	if (strcmp(name, "latest") == 0 || !name_is_valid(name, strlen(name)))
 		return fs_refuse(ctx, "mkdir", dir, name, EINVAL,
 				 "invalid run id: use 1-255 of [A-Za-z0-9._-], "

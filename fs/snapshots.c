@@ -314,13 +314,17 @@ static int snap_file_open(struct fs_ctx *ctx, struct fs_node *node, int *fd,
 	return *fd < 0 ? -errno : 0;
 }
 
-static int snap_json_open(struct fs_ctx *ctx, struct fs_node *node, int *fd)
+static int snap_json_open(struct fs_ctx *ctx, struct fs_node *node,
+			  int flags, int *fd)
 {
+	(void)flags;
 	return snap_file_open(ctx, node, fd, snapshot_json_path);
 }
 
-static int snap_zip_open(struct fs_ctx *ctx, struct fs_node *node, int *fd)
+static int snap_zip_open(struct fs_ctx *ctx, struct fs_node *node,
+			 int flags, int *fd)
 {
+	(void)flags;
 	return snap_file_open(ctx, node, fd, snapshot_zip_path);
 }
 

@@ -93,6 +93,10 @@ static int json_complete(struct fs_handle *h)
 	}
 	if (json_error_code(&err) == json_error_premature_end_of_input)
 		return 0;
+	/* jansson's text quotes the input ("near '...'"): not for secrets */
+	if (h->node->id.kind->request_secret)
+		return special_fail(h, EINVAL, "invalid JSON at line %d, "
+				    "column %d", err.line, err.column);
 	return special_fail(h, EINVAL, "invalid JSON at line %d, column %d: %s",
 			    err.line, err.column, err.text);
 }

@@ -118,6 +118,16 @@ int store_dataset_versions(struct store *st, const char *name,
 int store_dataset_files(struct store *st, int64_t version_id,
 			const char *prefix, struct dataset_files *out);
 
+/*
+ * store_datastore_paths - the distinct file paths that dataset versions of
+ * datastore @datastore_id use, starting with @prefix ("" for all), in
+ * path order, each once, to @fn; @fn returning non-zero stops (STORE_OK).
+ * What an HTTP datastore's files/ lists, a server having no listing.
+ */
+typedef int (*store_path_fn)(void *ctx, const char *path);
+int store_datastore_paths(struct store *st, int64_t datastore_id,
+			  const char *prefix, store_path_fn fn, void *ctx);
+
 /* The file @path of version row @version_id; STORE_NOT_FOUND. */
 int store_dataset_file_get(struct store *st, int64_t version_id,
 			   const char *path, struct dataset_file *out);

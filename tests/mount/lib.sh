@@ -100,7 +100,8 @@ harness_fail()
 	harness_failures=$((harness_failures + 1))
 }
 
-# Starts the daemon over $WS at $MNT and waits (up to 20 s) until mounted.
+# Starts the daemon over $WS at $MNT and waits (up to 20 s) until mounted;
+# arguments go to "mlfs mount" (e.g. -o allow_other).
 mlfs_mount()
 {
 	local tries=200
@@ -108,8 +109,8 @@ mlfs_mount()
 		harness_fail "mlfs binary '$MLFS' not found (set MLFS)"
 		exit 1
 	fi
-	say "# mount: $MLFS mount $WS $MNT -f"
-	"$MLFS" mount "$WS" "$MNT" -f 2>>"$LOG" &
+	say "# mount: $MLFS mount $WS $MNT -f $*"
+	"$MLFS" mount "$WS" "$MNT" -f "$@" 2>>"$LOG" &
 	MLFS_PID=$!
 	events_seen=0
 	while ! mountpoint -q "$MNT"; do
@@ -463,29 +464,7 @@ trap 'exit 129' HUP
 # (e.g. -o max_concurrent_runs=1).
 mlfs_mount_with()
 {
-	local tries=200
-	if [ ! -x "$MLFS" ]; then
-		harness_fail "mlfs binary '$MLFS' not found (set MLFS)"
-		exit 1
-	fi
-	say "# mount: $MLFS mount $WS $MNT -f $*"
-	"$MLFS" mount "$WS" "$MNT" -f "$@" 2>>"$LOG" &
-	MLFS_PID=$!
-	events_seen=0
-	while ! mountpoint -q "$MNT"; do
-		if ! pid_alive "$MLFS_PID"; then
-			wait "$MLFS_PID"
-			harness_fail "mlfs exited with status $? before mounting"
-			MLFS_PID=
-			exit 1
-		fi
-		tries=$((tries - 1))
-		if [ "$tries" -le 0 ]; then
-			harness_fail "not mounted after 20 s"
-			exit 1
-		fi
-		sleep 0.1
-	done
+	mlfs_mount "$@"
 }
 
 # submit_fd FILE CHUNK...: opens FILE O_RDWR, writes each CHUNK with one

@@ -182,6 +182,8 @@ void version_bump_change(struct fs_ctx *ctx, const struct store_change *ch)
 		break;
 	case CHANGE_DATASTORES:
 		break;	/* datastores/ is not served yet */
+	case CHANGE_DATASETS:
+		break;	/* datasets/ is not served yet */
 	case CHANGE_MODEL:
 		version_bump(ctx, DEP_MODEL, ch->object_id);
 		/* the source run's run.json lists its model versions */

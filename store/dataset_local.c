@@ -70,11 +70,16 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	return rc;
 }
 
-/* @rel ("" for the root itself) below @root_fd, never leaving it. */
+/*
+ * @rel ("" for the root itself) below @root_fd, never leaving it.
+ * openat2() refuses O_PATH with flags other than O_DIRECTORY, O_NOFOLLOW
+ * and O_CLOEXEC (EINVAL), so O_NOCTTY goes only with a real open.
+ */
 static int open_beneath_follow(int root_fd, const char *rel, int flags)
 {
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY),
+		.flags = (uint64_t)(flags | O_CLOEXEC |
+				    (flags & O_PATH ? 0 : O_NOCTTY)),
 		.resolve = RESOLVE_BENEATH,
 	};
 	long fd = syscall(SYS_openat2, root_fd, rel[0] ? rel : ".", &how,

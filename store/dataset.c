@@ -86,6 +86,8 @@ void dataset_files_truncate(struct dataset_files *fl, size_t from)
 {
 	while (fl->n > from)
 		dataset_file_release(&fl->v[--fl->n]);
+	if (from == 0)
+		dataset_files_release(fl);	/* as it was before any push */
 }
 
 /* strcmp() compares as unsigned char: bytewise, as SQLite's BINARY. */

@@ -21,7 +21,7 @@ int dataset_path_is_valid(const char *path);
  */
 struct dataset_file *dataset_files_push(struct dataset_files *fl);
 
-/* Drops entries @from.. of @fl (releasing them). */
+/* Drops entries @from.. of @fl (releasing them; all of @fl when 0). */
 void dataset_files_truncate(struct dataset_files *fl, size_t from);
 
 /*

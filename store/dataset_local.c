@@ -254,15 +254,24 @@ out_nomem:
 	return fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
 }
 
+static int too_many(struct walk *w)
+{
+	return fail(w->err, w->errlen, STORE_TOO_BIG, "more than %d files match",
+		    DATASET_FILES_MAX);
+}
+
 static int add_file(struct walk *w, const char *rel, const struct stat *st)
 {
 	struct dataset_file *f;
 
-	if (w->out->n - w->from >= DATASET_FILES_MAX) {
-		dataset_files_sort_unique(w->out, w->from);	/* overlaps */
-		if (w->out->n - w->from >= DATASET_FILES_MAX)
-			return fail(w->err, w->errlen, STORE_TOO_BIG,
-				    "more than %d files match", DATASET_FILES_MAX);
+	/*
+	 * Patterns may overlap: only files counted once can be too many.
+	 * Deduplicating at twice the limit keeps the sorts amortized.
+	 */
+	if (w->out->n - w->from >= 2 * (size_t)DATASET_FILES_MAX) {
+		dataset_files_sort_unique(w->out, w->from);
+		if (w->out->n - w->from > DATASET_FILES_MAX)
+			return too_many(w);
 	}
 	f = dataset_files_push(w->out);
 	if (!f)
@@ -406,6 +415,12 @@ static int expand_in(struct walk *w, const struct pattern *p, const char *rel,
 	return rc;
 }
 
+static void pattern_release(struct pattern *p)
+{
+	free(p->buf);
+	free(p->seg);
+}
+
 /*
  * @text as segments into @p: STORE_INVALID (with @err) when it is empty,
  * absolute, too long or has an empty, "." or ".." segment. One trailing
@@ -444,12 +459,11 @@ static int pattern_parse(const char *text, struct pattern *p, char *err,
 		if (slash)
 			*slash = '\0';
 		if (!s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
-			free(p->buf);
-			free(p->seg);
-			return fail(err, errlen, STORE_INVALID,
-				    "invalid pattern '%s': %s", text,
-				    s[0] ? "'.' and '..' are not allowed"
-					 : "empty segment");
+			fail(err, errlen, STORE_INVALID, "invalid pattern '%s': %s",
+			     text, s[0] ? "'.' and '..' are not allowed"
+					: "empty segment");
+			pattern_release(p);
+			return STORE_INVALID;
 		}
 		if (!(strcmp(s, "**") == 0 && p->nseg > 0 &&
 		      strcmp(p->seg[p->nseg - 1], "**") == 0))
@@ -459,12 +473,6 @@ static int pattern_parse(const char *text, struct pattern *p, char *err,
 		s = slash + 1;
 	}
 	return STORE_OK;
-}
-
-static void pattern_release(struct pattern *p)
-{
-	free(p->buf);
-	free(p->seg);
 }
 
 int dataset_local_expand(const char *root, const char *const *patterns,
@@ -512,9 +520,12 @@ int dataset_local_expand(const char *root, const char *const *patterns,
 				  "no file matches '%s'", patterns[i]);
 		pattern_release(&p);
 	}
-	if (rc == STORE_OK)
+	if (rc == STORE_OK) {
 		dataset_files_sort_unique(out, w->from);
-	else
+		if (out->n - w->from > DATASET_FILES_MAX)
+			rc = too_many(w);
+	}
+	if (rc != STORE_OK)
 		dataset_files_truncate(out, w->from);
 out_free:
 	free(w);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -519,6 +520,66 @@ Test(dataset, a_schema_4_workspace_migrates_and_takes_datasets)
 	store_close(st);
 }
 
+#define WRITERS 4
+#define EACH 5
+
+/* A child: @EACH registrations of "shared"; 0 when all were STORE_OK. */
+static int writer(int i)
+{
+	char path[32];
+	struct dataset_file f;
+	struct dataset_spec sp;
+	struct store *st = NULL;
+
+	snprintf(path, sizeof(path), "w%d", i);
+	f = pin(path, (uint64_t)i);
+	sp = spec("shared", "src", &f, 1);
+	if (store_open(ws_root, 0, &st, NULL, 0) != STORE_OK)
+		return 1;
+	for (int k = 0; k < EACH; k++)
+		if (store_dataset_register(st, &sp, NULL) != STORE_OK)
+			return 2;
+	store_close(st);
+	return 0;
+}
+
+static int count_version(void *ctx, const struct store_dataset_version *v)
+{
+	int64_t *next = ctx;
+
+	cr_expect_eq(v->version, *next, "numbers are not consecutive");
+	(*next)++;
+	return 0;
+}
+
+Test(dataset, processes_registering_at_once_get_consecutive_numbers)
+{
+	struct store *st = ws_open();
+	pid_t pids[WRITERS];
+	int64_t next = 1;
+
+	make_local(st, "src", "src");
+	store_close(st);
+	for (int i = 0; i < WRITERS; i++) {
+		pids[i] = fork();
+		cr_assert_geq(pids[i], 0);
+		if (pids[i] == 0)
+			_exit(writer(i));
+	}
+	for (int i = 0; i < WRITERS; i++) {
+		int ws = 0;
+
+		cr_assert_eq(waitpid(pids[i], &ws, 0), pids[i]);
+		cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+			  "writer %d failed (status 0x%x)", i, ws);
+	}
+	st = ws_open();
+	cr_assert_eq(store_dataset_versions(st, "shared", count_version, &next),
+		     STORE_OK);
+	cr_expect_eq(next, WRITERS * EACH + 1);
+	store_close(st);
+}
+
 /* ---- local datastores ------------------------------------------------------ */
 
 /*
@@ -852,11 +913,13 @@ Test(dataset_http, pin_heads_literal_paths_only)
 	static const char *const glob[] = { "a.txt", "d/*.bin" };
 	static const char *const missing[] = { "a.txt", "gone.txt" };
 	static const char *const bad[] = { "../a.txt" };
+	static const char *const secret[] = { "secret/s.txt" };
 	struct http_source *src = source();
 	struct dataset_files fl = { 0 };
 
 	serve("a.txt", "hello\n");
 	serve("d/b.bin", "0123456789");
+	serve("secret/s.txt", "psst");
 	cr_assert_eq(dataset_http_pin(src, paths, 3, &fl, err, sizeof(err)),
 		     STORE_OK, "%s", err);
 	cr_assert_str_eq(files_text(&fl), "a.txt,d/b.bin");
@@ -879,6 +942,9 @@ Test(dataset_http, pin_heads_literal_paths_only)
 	cr_expect_eq(fl.n, 0, "a failed pin left files behind");
 	cr_expect_eq(dataset_http_pin(src, bad, 1, &fl, err, sizeof(err)),
 		     STORE_INVALID);
+	cr_expect_eq(dataset_http_pin(src, secret, 1, &fl, err, sizeof(err)),
+		     STORE_DENIED, "no Authorization header was sent");
+	cr_expect_eq(fl.n, 0);
 	http_source_free(src);
 }
 

@@ -523,6 +523,28 @@ out:
 	return rc;
 }
 
+/* STORE_NOT_EMPTY when a dataset version uses datastore @id. */
+static int unused_locked(struct conn *c, int64_t id)
+{
+	sqlite3_stmt *s = stmt_get(c, SQL_DATASTORE_IN_USE);
+	int rc;
+
+	if (!s)
+		return STORE_IO;
+	sqlite3_bind_int64(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		rc = sqlite3_column_int(s, 0) ? STORE_NOT_EMPTY : STORE_OK;
+	} else {
+		rc = store_rc_from_sqlite(c, rc, "check datastore use");
+		if (rc == STORE_OK)
+			rc = STORE_IO;
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+/* The use check is inside the delete's transaction: no version slips in. */
 static int delete_row(struct store *st, const struct store_datastore *d)
 {
 	int64_t now = time_now_ms();
@@ -533,6 +555,8 @@ static int delete_row(struct store *st, const struct store_datastore *d)
 	if (rc != STORE_OK)
 		return rc;
 	rc = tx_begin(c);
+	if (rc == STORE_OK)
+		rc = unused_locked(c, d->id);
 	if (rc == STORE_OK) {
 		s = stmt_get(c, SQL_DATASTORE_DELETE);
 		rc = s ? STORE_OK : STORE_IO;

@@ -201,6 +201,49 @@ static const char *const migrations[] = {
 	"INSERT INTO datastore (name, type, path, created_ms) VALUES "
 	"  ('default', 1, 'datastore',"
 	"   CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));",
+
+	/*
+	 * 4 -> 5: dataset versions (store/dataset.c). A dataset's numbers
+	 * come from its next_version; datasets are never removed, so a
+	 * number is never reused. A file row holds its pin (size and
+	 * mtime_ns for a local datastore, size, etag and http_mtime_ms for
+	 * an HTTP one) and, when copied, its blob. The primary key makes
+	 * a directory's files one range (version_id, path >= P AND
+	 * path < P'); dataset_file_by_blob serves the blob queries of
+	 * model.c, which must keep a dataset's blobs.
+	 */
+	"CREATE TABLE dataset ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  next_version INTEGER NOT NULL DEFAULT 1,"
+	"  created_ms INTEGER NOT NULL,"
+	"  updated_ms INTEGER NOT NULL);"
+	"CREATE TABLE dataset_version ("
+	"  id INTEGER PRIMARY KEY,"
+	"  dataset_id INTEGER NOT NULL REFERENCES dataset (id),"
+	"  version INTEGER NOT NULL,"
+	"  datastore_id INTEGER NOT NULL REFERENCES datastore (id),"
+	"  description TEXT NOT NULL,"
+	"  tags_json TEXT NOT NULL,"
+	"  copy INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"
+	"  file_count INTEGER NOT NULL,"
+	"  total_bytes INTEGER NOT NULL,"
+	"  UNIQUE (dataset_id, version));"
+	"CREATE INDEX dataset_version_by_datastore "
+	"  ON dataset_version (datastore_id);"
+	"CREATE TABLE dataset_file ("
+	"  version_id INTEGER NOT NULL "
+	"    REFERENCES dataset_version (id) ON DELETE CASCADE,"
+	"  path TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  mtime_ns INTEGER NOT NULL,"
+	"  etag TEXT,"
+	"  http_mtime_ms INTEGER NOT NULL,"
+	"  blob TEXT,"
+	"  PRIMARY KEY (version_id, path)) WITHOUT ROWID;"
+	"CREATE INDEX dataset_file_by_blob ON dataset_file (blob) "
+	"  WHERE blob IS NOT NULL;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==

@@ -27,6 +27,16 @@
 	"v.id, v.model_id, m.name, v.version, v.created_ms, v.updated_ms, "   \
 	"v.description, v.framework, v.run_id"
 
+#define DATASET_VERSION_COLUMNS                                              \
+	"v.id, d.name, v.version, v.datastore_id, s.name, v.description, "    \
+	"v.tags_json, v.copy, v.created_ms, v.file_count, v.total_bytes"
+
+#define DATASET_VERSION_JOIN                                                 \
+	"dataset_version v JOIN dataset d ON d.id = v.dataset_id "            \
+	"JOIN datastore s ON s.id = v.datastore_id"
+
+#define DATASET_FILE_COLUMNS "path, size, mtime_ns, etag, http_mtime_ms, blob"
+
 /*
  * An experiment's run count is next_number - 1: runs are numbered densely
  * from 1 and never removed (run.c, invariant 1), and counting the rows
@@ -217,6 +227,59 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 		"SELECT id, name, type, path, url, header_names, created_ms "
 		"FROM datastore ORDER BY name",
 	[SQL_DATASTORE_DELETE] = "DELETE FROM datastore WHERE id = ?1",
+	/* dataset_version_by_datastore */
+	[SQL_DATASTORE_IN_USE] =
+		"SELECT EXISTS (SELECT 1 FROM dataset_version "
+		"WHERE datastore_id = ?1)",
+
+	/* Dataset versions (dataset.c). */
+	[SQL_DATASET_ENSURE] =
+		"INSERT INTO dataset (name, created_ms, updated_ms) "
+		"VALUES (?1, ?2, ?2) ON CONFLICT (name) DO NOTHING",
+	[SQL_DATASET_NEXT_VERSION] =
+		"UPDATE dataset SET next_version = next_version + 1, "
+		"updated_ms = ?2 WHERE name = ?1 "
+		"RETURNING id, next_version - 1",
+	[SQL_DATASET_GET_ID] = "SELECT id FROM dataset WHERE name = ?1",
+	[SQL_DATASET_LIST] =
+		"SELECT d.name, (SELECT max(v.version) FROM dataset_version v "
+		"WHERE v.dataset_id = d.id), d.updated_ms "
+		"FROM dataset d ORDER BY d.name",
+	[SQL_DATASET_VERSION_INSERT] =
+		"INSERT INTO dataset_version (dataset_id, version, "
+		"datastore_id, description, tags_json, copy, created_ms, "
+		"file_count, total_bytes) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+	[SQL_DATASET_VERSION_GET] =
+		"SELECT " DATASET_VERSION_COLUMNS " FROM " DATASET_VERSION_JOIN
+		" WHERE d.name = ?1 AND v.version = ?2",
+	[SQL_DATASET_VERSION_LATEST] =
+		"SELECT " DATASET_VERSION_COLUMNS " FROM " DATASET_VERSION_JOIN
+		" WHERE d.name = ?1 ORDER BY v.version DESC LIMIT 1",
+	[SQL_DATASET_VERSION_GET_BY_ID] =
+		"SELECT " DATASET_VERSION_COLUMNS " FROM " DATASET_VERSION_JOIN
+		" WHERE v.id = ?1",
+	[SQL_DATASET_VERSION_LIST] =
+		"SELECT " DATASET_VERSION_COLUMNS " FROM " DATASET_VERSION_JOIN
+		" WHERE v.dataset_id = ?1 ORDER BY v.version",
+	[SQL_DATASET_FILE_INSERT] =
+		"INSERT INTO dataset_file (version_id, path, size, mtime_ns, "
+		"etag, http_mtime_ms, blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[SQL_DATASET_FILE_GET] =
+		"SELECT " DATASET_FILE_COLUMNS " FROM dataset_file "
+		"WHERE version_id = ?1 AND path = ?2",
+	/*
+	 * The files under a prefix: a range of the primary key. Two
+	 * statements, because "?3 IS NULL OR path < ?3" would leave the
+	 * upper bound out of the index range and scan to the version's end.
+	 */
+	[SQL_DATASET_FILES_FROM] =
+		"SELECT " DATASET_FILE_COLUMNS " FROM dataset_file "
+		"WHERE version_id = ?1 AND path >= ?2 ORDER BY path",
+	[SQL_DATASET_FILES_RANGE] =
+		"SELECT " DATASET_FILE_COLUMNS " FROM dataset_file "
+		"WHERE version_id = ?1 AND path >= ?2 AND path < ?3 "
+		"ORDER BY path",
 	[SQL_MODEL_INSERT] =
 		"INSERT INTO model (name, created_ms, updated_ms) "
 		"VALUES (?1, ?2, ?2)",
@@ -266,13 +329,22 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 		"SELECT path, blob, size, mode FROM model_file "
 		"WHERE version_id = ?1 AND path >= ?2 AND (?3 IS NULL OR path < ?3) "
 		"ORDER BY path",
-	/* Blobs of version ?1 that no other version names (model_file_by_blob). */
+	/*
+	 * Blobs of version ?1 that no other model version and no dataset
+	 * file names (model_file_by_blob, dataset_file_by_blob).
+	 */
 	[SQL_MODEL_ORPHANS] =
 		"SELECT DISTINCT f.blob FROM model_file f "
 		"WHERE f.version_id = ?1 AND NOT EXISTS (SELECT 1 FROM "
 		"model_file g WHERE g.blob = f.blob AND g.version_id <> ?1) "
+		"AND NOT EXISTS (SELECT 1 FROM dataset_file d "
+		"WHERE d.blob = f.blob) "
 		"ORDER BY f.blob",
-	[SQL_MODEL_BLOBS] = "SELECT DISTINCT blob FROM model_file ORDER BY blob",
+	/* Every blob a model version or a copied dataset file names. */
+	[SQL_MODEL_BLOBS] =
+		"SELECT blob FROM model_file UNION "
+		"SELECT blob FROM dataset_file WHERE blob IS NOT NULL "
+		"ORDER BY 1",
 	[SQL_MODEL_ACTIVE_REFS] =
 		"SELECT count(*) FROM deployment_ref "
 		"WHERE version_id = ?1 AND active",

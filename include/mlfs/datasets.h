@@ -85,15 +85,23 @@ struct dataset_spec {
 
 /*
  * store_dataset_register - make the next version of @spec->name and fill
- * @out (may be NULL). STORE_INVALID (bad name, path, duplicate path, a
- * path both file and directory, no files, tags not an object of strings,
- * copy without every blob), STORE_NOT_FOUND (no such datastore),
- * STORE_TOO_BIG (over DATASET_FILES_MAX), STORE_IO.
+ * @out (may be NULL). @spec->files may come in any order; they are kept
+ * in path order. Tags are stored as compact JSON with sorted keys.
+ * STORE_INVALID (bad name, path, duplicate path, a path both file and
+ * directory, no files, tags not an object of strings, copy without every
+ * blob or a blob without copy, pins that do not fit the datastore's
+ * type: an etag on a local one, no etag or an mtime_ns on an HTTP one),
+ * STORE_NOT_FOUND (no such datastore), STORE_TOO_BIG (over
+ * DATASET_FILES_MAX; a description or tags over STORE_VALUE_MAX bytes;
+ * total bytes over INT64_MAX), STORE_IO.
  */
 int store_dataset_register(struct store *st, const struct dataset_spec *spec,
 			   struct store_dataset_version *out);
 
-/* Version @version of @name; @version 0 is the latest. STORE_NOT_FOUND. */
+/*
+ * Version @version of @name; @version 0 is the latest. STORE_NOT_FOUND
+ * (also for a negative @version).
+ */
 int store_dataset_version_get(struct store *st, const char *name,
 			      int64_t version,
 			      struct store_dataset_version *out);
@@ -112,8 +120,9 @@ int store_dataset_versions(struct store *st, const char *name,
 /*
  * store_dataset_files - the files of version row @version_id whose paths
  * start with @prefix ("" for all; "dir/" for a directory's subtree), in
- * path order (bytewise), appended to @out. Uses an index range, so a
- * directory of a large version costs only its own files.
+ * path order (bytewise), appended to @out (left as it was on error).
+ * Uses an index range, so a directory of a large version costs only its
+ * own files. An unknown @version_id has no files (STORE_OK).
  */
 int store_dataset_files(struct store *st, int64_t version_id,
 			const char *prefix, struct dataset_files *out);
@@ -147,6 +156,11 @@ int store_dataset_file_get(struct store *st, int64_t version_id,
  * STORE_INVALID (an absolute pattern, "..", empty) with @err naming the
  * pattern; STORE_NOT_FOUND with @err naming the first pattern that
  * matches no file; STORE_TOO_BIG past DATASET_FILES_MAX; STORE_IO.
+ * Wildcards ('*', '?', '[...]' and "**") never match a name starting
+ * with '.', but a directory taken whole includes its hidden files. A
+ * trailing '/' makes a pattern match directories only. A symlink to a
+ * directory already on the way down (a loop) is not entered. On error
+ * @out is left as it was.
  */
 struct stat;
 typedef int (*dataset_may_read_fn)(void *ctx, const struct stat *st);
@@ -158,9 +172,11 @@ int dataset_local_expand(const char *root, const char *const *patterns,
 /*
  * dataset_local_open - open @f below @root read-only (never outside it)
  * and check it still matches its pin. Returns STORE_OK and *fd,
- * STORE_NOT_FOUND (gone), STORE_CORRUPT (size or mtime differ; @err says
- * which, e.g. "'a/x.csv' changed since it was registered: size 10 -> 12"),
- * STORE_IO.
+ * STORE_NOT_FOUND (gone, or it now leads outside @root), STORE_CORRUPT
+ * (size or mtime differ, or no longer a regular file; @err says which,
+ * e.g. "'a/x.csv' changed since it was registered: size 10 -> 12"),
+ * STORE_DENIED (permission), STORE_IO. The pin is checked on the
+ * returned descriptor itself.
  */
 int dataset_local_open(const char *root, const struct dataset_file *f, int *fd,
 		       char *err, size_t errlen);
@@ -170,7 +186,10 @@ int dataset_local_open(const char *root, const struct dataset_file *f, int *fd,
  * workspace's blobs and record its hex in f->blob; each file is checked
  * against its pin while it is read (STORE_CORRUPT when it changed). The
  * caller holds the blob put lock (blob_puts_hold()) until the version is
- * committed.
+ * committed. f->blob is filled only on STORE_OK; on failure the blobs
+ * already stored are left unreferenced (the mount's sweep removes them)
+ * and the caller registers nothing. Errors as dataset_local_open(), and
+ * blob_put_fd()'s.
  */
 int dataset_local_copy(const char *workspace_dir, const char *root,
 		       struct dataset_files *fl, char *err, size_t errlen);
@@ -180,9 +199,10 @@ int dataset_local_copy(const char *workspace_dir, const char *root,
 /*
  * dataset_http_pin - HEAD each of @paths (literal relative paths: an HTTP
  * server cannot be listed, so a glob character '*', '?' or '[' is
- * STORE_INVALID) below @src and append its pin to @out, in path order.
- * STORE_NOT_FOUND (404/410, @err names the path), STORE_DENIED, STORE_IO,
- * as http_stat().
+ * STORE_INVALID) below @src and append its pin to @out, in path order
+ * and once each. STORE_NOT_FOUND (404/410, @err names the path),
+ * STORE_DENIED, STORE_IO, as http_stat(); on error @out is left as it
+ * was.
  */
 int dataset_http_pin(struct http_source *src, const char *const *paths,
 		     size_t npaths, struct dataset_files *out, char *err,
@@ -191,7 +211,8 @@ int dataset_http_pin(struct http_source *src, const char *const *paths,
 /*
  * dataset_http_copy - as dataset_local_copy() for an HTTP datastore: each
  * file is read through http_file_open(src, path, its pin, NULL) into a
- * blob temporary, so a change mid-copy is STORE_CORRUPT.
+ * blob temporary, so a change mid-copy is STORE_CORRUPT. f->blob is
+ * filled only on STORE_OK, as there.
  */
 int dataset_http_copy(const char *workspace_dir, struct http_source *src,
 		      struct dataset_files *fl, char *err, size_t errlen);

@@ -89,7 +89,7 @@ int store_datastore_list(struct store *st, store_datastore_fn fn, void *ctx);
 /*
  * store_datastore_delete - remove datastore @name and its credentials.
  * STORE_DENIED for "default", STORE_NOT_FOUND, STORE_NOT_EMPTY while a
- * dataset version uses it (from the datasets issue on).
+ * dataset version uses it (checked in the deleting transaction).
  */
 int store_datastore_delete(struct store *st, const char *name);
 

@@ -171,7 +171,8 @@ void store_hex_list_release(struct store_hex_list *l);
  * store_model_version_delete - delete version @version of @name, with its
  * files, tags, properties, aliases and inactive deployment references.
  * Its number is not reused. *orphans (may be NULL) gets, sorted, the blob
- * hexes no remaining version refers to: the caller removes those files
+ * hexes no remaining model version and no dataset file refers to: the
+ * caller removes those files
  * (blob_remove()) after this returns. STORE_NOT_FOUND, STORE_IN_USE while
  * an active deployment refers to the version (nothing changes).
  */
@@ -179,8 +180,9 @@ int store_model_version_delete(struct store *st, const char *name,
 			       int64_t version, struct store_hex_list *orphans);
 
 /*
- * store_blob_each - every blob hex some model version refers to, once
- * each, in hex order: what a cleanup at mount must keep.
+ * store_blob_each - every blob hex some model version or some copied
+ * dataset file (datasets.h) refers to, once each, in hex order: what a
+ * cleanup at mount must keep.
  */
 typedef int (*store_blob_fn)(void *ctx, const char *hex);
 int store_blob_each(struct store *st, store_blob_fn fn, void *ctx);

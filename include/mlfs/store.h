@@ -57,7 +57,7 @@ enum store_rc {
 #define STORE_EVENTS_KEEP 10000	/* events kept; older ones are pruned */
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 

@@ -2,9 +2,11 @@
  * main.c - the mlfs command: init, mount, submit, --help, --version.
  */
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "mlfs/fs.h"
@@ -40,6 +42,10 @@ static const char usage[] =
 	"             snapshot_max_bytes=N   largest source snapshot (default 300M;\n"
 	"                                    suffixes K, M, G)\n"
 	"             snapshot_max_files=N   most files in a snapshot (default 2000)\n"
+	"             cache_dir=DIR          block cache of HTTP datastores\n"
+	"                                    (default WORKSPACE/cache/http)\n"
+	"             cache_max=N            its largest size (default 10G)\n"
+	"             cache_free_min=N       free space it never takes (default 1G)\n"
 	"\n"
 	"The mount's README lists every file and what writing to it does.\n"
 	"See mlfs(1).\n";
@@ -65,12 +71,18 @@ static int cmd_init(int argc, char **argv)
 	return 0;
 }
 
-enum mount_key { KEY_MAX_RUNS, KEY_SNAP_BYTES, KEY_SNAP_FILES };
+enum mount_key {
+	KEY_MAX_RUNS, KEY_SNAP_BYTES, KEY_SNAP_FILES, KEY_CACHE_DIR,
+	KEY_CACHE_MAX, KEY_CACHE_FREE_MIN,
+};
 
 static const struct fuse_opt mlfs_opts[] = {
 	FUSE_OPT_KEY("max_concurrent_runs=", KEY_MAX_RUNS),
 	FUSE_OPT_KEY("snapshot_max_bytes=", KEY_SNAP_BYTES),
 	FUSE_OPT_KEY("snapshot_max_files=", KEY_SNAP_FILES),
+	FUSE_OPT_KEY("cache_dir=", KEY_CACHE_DIR),
+	FUSE_OPT_KEY("cache_max=", KEY_CACHE_MAX),
+	FUSE_OPT_KEY("cache_free_min=", KEY_CACHE_FREE_MIN),
 	FUSE_OPT_END
 };
 
@@ -93,16 +105,44 @@ static int mount_opt(void *data, const char *arg, int key,
 		opt->max_concurrent_runs = (int)i;
 		return 0;
 	}
-	if (parse_size(v, strlen(v), &n) != 0 || n == 0)
+	if (key == KEY_CACHE_DIR) {
+		/* @arg may be libfuse's temporary copy of an -o list */
+		free(opt->cache_dir);
+		opt->cache_dir = *v ? strdup(v) : NULL;
+		if (!opt->cache_dir)
+			goto out_bad;
+		return 0;
+	}
+	if (parse_size(v, strlen(v), &n) != 0 ||
+	    (n == 0 && key != KEY_CACHE_FREE_MIN))
 		goto out_bad;
 	if (key == KEY_SNAP_BYTES)
 		opt->snapshot_max_bytes = n;
-	else
+	else if (key == KEY_SNAP_FILES)
 		opt->snapshot_max_files = n;
+	else if (key == KEY_CACHE_MAX)
+		opt->cache_max = n;
+	else
+		opt->cache_free_min = n ? n : 1;	/* 0: none, not default */
 	return 0;
 out_bad:
 	fprintf(stderr, "mlfs: invalid mount option '%s'\n", arg);
 	return -1;
+}
+
+/* A relative cache_dir is the caller's: daemonizing moves us to "/". */
+static int absolute_cache_dir(struct fs_mount_options *opt)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (!opt->cache_dir || opt->cache_dir[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)) ||
+	    asprintf(&abs, "%s/%s", cwd, opt->cache_dir) < 0)
+		return -1;
+	free(opt->cache_dir);
+	opt->cache_dir = abs;
+	return 0;
 }
 
 static int cmd_mount(int argc, char **argv)
@@ -138,11 +178,16 @@ static int cmd_mount(int argc, char **argv)
 	opt.foreground = cl.foreground || cl.debug;
 	opt.debug = cl.debug;
 	opt.single_thread = cl.singlethread;
+	if (absolute_cache_dir(&opt) < 0) {
+		fprintf(stderr, "mlfs: cannot resolve cache_dir\n");
+		goto out_mountpoint;
+	}
 	ret = fs_mount(&opt, &args);
 out_mountpoint:
 	free(mountpoint);
 	free(cl.mountpoint);
 out_args:
+	free(opt.cache_dir);
 	fuse_opt_free_args(&args);
 	return ret;
 }

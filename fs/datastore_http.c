@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -66,6 +67,8 @@ static int http_head(struct fs_ctx *ctx, struct fs_node *at, const char *rel,
 		return 0;
 	if (rc == STORE_NOT_FOUND)
 		return -ENOENT;
+	if (rc == STORE_DENIED)	/* 401 or 403: the server's permission */
+		return fs_refuse(ctx, "lookup", at, NULL, EACCES, "%s", err);
 	return fs_refuse(ctx, "lookup", at, NULL, fs_errno(rc), "%s", err);
 }
 
@@ -107,7 +110,7 @@ static int http_lookup(struct fs_ctx *ctx, struct fs_node *dir,
 	}
 	rc = http_head(ctx, dir, rel, &hs);
 	if (rc == 0)
-		out->kind = &kind_ds_http_file;
+		out->kind = hs.is_dir ? &kind_ds_http_dir : &kind_ds_http_file;
 	return rc;
 }
 
@@ -183,6 +186,8 @@ static int http_file_stat(struct fs_ctx *ctx, struct fs_node *node,
 
 	if (rc == 0)
 		rc = http_head(ctx, node, rel, &hs);
+	if (rc == 0 && hs.is_dir)
+		rc = -ENOENT;	/* now a directory: look it up again */
 	if (rc < 0)
 		return rc;
 	memset(st, 0, sizeof(*st));

@@ -142,6 +142,25 @@ struct ds_root *datastore_root(struct fs_ctx *ctx, int64_t id)
 	return r;
 }
 
+int datastore_root_named(struct fs_ctx *ctx, const char *name, int64_t id,
+			 struct ds_root **out)
+{
+	struct store_datastore d = { 0 };
+	int rc;
+
+	*out = datastore_root(ctx, id);
+	if (*out)
+		return 0;
+	rc = store_datastore_get(ctx->st, name, &d);
+	if (rc != STORE_OK)
+		return -fs_errno(rc);
+	rc = d.id == id ? ds_root_note(ctx, &d) : -ENOENT;
+	store_datastore_release(&d);
+	if (rc == 0)
+		*out = datastore_root(ctx, id);
+	return *out ? 0 : (rc < 0 ? rc : -ENOENT);
+}
+
 int datastore_root_fd(struct ds_root *r, int *fd)
 {
 	int rc = 0;
@@ -305,6 +324,7 @@ static const struct fs_entry ds_local_entries[] = {
 
 static const struct fs_entry ds_http_entries[] = {
 	{ "datastore.json", &kind_ds_json, NULL },
+	{ "files", &kind_ds_http_root, "read-only; any path can be looked up (HEAD); lists the paths datasets use" },
 	{ NULL, NULL, NULL },
 };
 

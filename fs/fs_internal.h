@@ -141,6 +141,11 @@ struct dirlist {
 	struct dir_entry *v;
 	size_t n, alloc;
 };
+/*
+ * Adds @name with @id. A key equal to @name is copied with it; any other
+ * key is borrowed and must outlive the listing (e.g. the listed
+ * directory's own key, which its handle keeps).
+ */
 int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
 		int64_t mtime_ms);
 void dirlist_release(struct dirlist *dl);
@@ -533,6 +538,14 @@ int datastore_root_fd(struct ds_root *r, int *fd);
 /* An HTTP root's source (borrowed), made with its secret headers. */
 int datastore_http(struct fs_ctx *ctx, struct ds_root *r,
 		   struct http_source **out);
+/* The root of datastore @name if its id is still @id: 0 or -errno. */
+int datastore_root_named(struct fs_ctx *ctx, const char *name, int64_t id,
+			 struct ds_root **out);
+
+/* datastore_http.c: reads of an open HTTP file (h->kind_data). */
+ssize_t http_handle_read(struct fs_ctx *ctx, struct fs_handle *h, char *buf,
+			 size_t size, off_t off);
+void http_handle_release(struct fs_ctx *ctx, struct fs_handle *h);
 
 /* The kinds, defined by the file that serves each area. */
 extern const struct fs_kind kind_root;
@@ -559,6 +572,7 @@ extern const struct fs_kind kind_datastores;
 extern const struct fs_kind kind_ds_root;	/* datastore_files.c */
 extern const struct fs_kind kind_ds_http_root;	/* datastore_http.c */
 extern const struct fs_kind kind_datasets;	/* datasets.c */
+extern const struct fs_kind kind_dataset_register;	/* dataset_register.c */
 
 /* models.c: a version number as the tree spells it ("3"); 0 or -EINVAL. */
 int model_version_parse(const char *s, int64_t *out);

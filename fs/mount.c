@@ -59,6 +59,37 @@ static int compute_start(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 	return 0;
 }
 
+/*
+ * The block cache of HTTP datastores. A cache another mount holds (its
+ * owner lock) or that cannot be made is not fatal: reads then go to the
+ * server every time, which the mount says once on stderr.
+ */
+static int http_cache_open(struct fs_ctx *ctx,
+			   const struct fs_mount_options *opt)
+{
+	char err[512] = "", *dir = NULL;
+	int rc;
+
+	if (opt->cache_dir)
+		dir = strdup(opt->cache_dir);
+	else if (asprintf(&dir, "%s/cache/http", store_dir(ctx->st)) < 0)
+		dir = NULL;
+	if (!dir)
+		return -1;
+	rc = blockcache_open(dir, opt->cache_max ? opt->cache_max
+					   : FS_CACHE_MAX_DEFAULT,
+			     opt->cache_free_min ? opt->cache_free_min
+						 : FS_CACHE_FREE_MIN_DEFAULT,
+			     &ctx->blockcache, err, sizeof(err));
+	if (rc != STORE_OK) {
+		fprintf(stderr, "mlfs: no block cache for HTTP datastores: "
+			"%s\n", err[0] ? err : store_strerror(rc));
+		ctx->blockcache = NULL;
+	}
+	free(dir);
+	return 0;
+}
+
 static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 {
 	char err[512] = "";
@@ -102,6 +133,8 @@ static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 		goto out_itable;
 	if (datastores_ctx_init(ctx) < 0)
 		goto out_itable;
+	if (http_cache_open(ctx, opt) < 0)
+		goto out_itable;
 	if (compute_init(ctx, opt) < 0)
 		goto out_itable;
 	return 0;
@@ -124,6 +157,7 @@ static void ctx_release(struct fs_ctx *ctx)
 	pthread_mutex_destroy(&ctx->model_lock);
 	snapshots_ctx_release(ctx);
 	datastores_ctx_release(ctx);
+	blockcache_close(ctx->blockcache);
 	itable_release(&ctx->itable);
 	version_map_free(ctx->versions);
 	free(ctx->cache_dir);

@@ -83,7 +83,9 @@ int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
 	if (!e->name)
 		return -ENOMEM;
 	e->id = *id;
-	if (id->key)
+	/* A key that is the entry's name is kept with it; another key
+	 * (a dataset's name in its versions) must outlive the listing. */
+	if (id->key && strcmp(id->key, name) == 0)
 		e->id.key = e->name;
 	e->mtime_ms = mtime_ms;
 	dl->n++;

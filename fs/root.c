@@ -135,6 +135,7 @@ static const struct fs_entry root_entries[] = {
 	{ "computes", &kind_computes, "compute targets: NAME/compute.json and NAME/queue; local always exists" },
 	{ "snapshots", &kind_snapshots, "one directory per snapshot of a run's source (read-only)" },
 	{ "models", &kind_models, "the model registry: NAME/N/ versions, NAME/latest, NAME/aliases/" },
+	{ "datasets", &kind_datasets, "dataset versions: NAME/latest, NAME/N/{dataset.json, files/}, pinned to their bytes" },
 	{ "datastores", &kind_datastores, "where data lives: NAME/datastore.json and NAME/files/ (a local directory or an HTTP server)" },
 	{ NULL, NULL, NULL },
 };

@@ -773,3 +773,40 @@ out_put:
 	conn_put(st, c);
 	return rc;
 }
+
+int store_datastore_paths(struct store *st, int64_t datastore_id,
+			  const char *prefix, store_path_fn fn, void *ctx)
+{
+	char upper[DATASET_PATH_MAX + 1];
+	size_t nupper;
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (strlen(prefix) > DATASET_PATH_MAX)
+		return STORE_OK;	/* no path is that long */
+	nupper = prefix_upper(prefix, upper);
+	rc = conn_get(st, &c);
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, nupper ? SQL_DATASTORE_PATHS_RANGE
+			       : SQL_DATASTORE_PATHS_FROM);
+	if (!s)
+		goto out_put;
+	sqlite3_bind_int64(s, 1, datastore_id);
+	sqlite3_bind_text(s, 2, prefix, -1, SQLITE_STATIC);
+	if (nupper)
+		sqlite3_bind_text(s, 3, upper, (int)nupper, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (fn(ctx, (const char *)sqlite3_column_text(s, 0)))
+			break;
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		rc = STORE_OK;
+	else
+		rc = store_rc_from_sqlite(c, rc, "list a datastore's paths");
+	sqlite3_reset(s);
+out_put:
+	conn_put(st, c);
+	return rc;
+}

@@ -49,6 +49,10 @@ static int pin_one(struct http_source *src, const char *path,
 	rc = http_stat(src, path, &hs, err, errlen);
 	if (rc != STORE_OK)
 		return rc;
+	if (hs.is_dir)
+		return fail(err, errlen, STORE_INVALID, "'%s' is a directory: "
+			    "an HTTP datastore cannot be listed, so name its "
+			    "files", path);
 	f = dataset_files_push(out);
 	if (!f)
 		return fail(err, errlen, STORE_NOMEM, "out of memory");

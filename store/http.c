@@ -473,6 +473,29 @@ static int stat_fill(CURL *h, const char *path, struct http_stat *st,
 	return STORE_OK;
 }
 
+/*
+ * A server answers a directory's path without its slash with a redirect
+ * to PATH/ (nginx, Apache, S3 websites): that is a directory, not an
+ * error. Redirects are never followed (headers would go along).
+ */
+static int redirects_to_directory(CURL *h, long status, const char *url)
+{
+	const char *loc, *upath;
+	size_t llen, plen;
+
+	if (status != 301 && status != 302 && status != 307 && status != 308)
+		return 0;
+	loc = http_header_value(h, "Location");
+	upath = strstr(url, "://");
+	upath = upath ? strchr(upath + 3, '/') : NULL;
+	if (!loc || !upath)
+		return 0;
+	llen = strlen(loc);
+	plen = strlen(upath);
+	return llen > plen && loc[llen - 1] == '/' &&
+	       strncmp(loc + llen - 1 - plen, upath, plen) == 0;
+}
+
 int http_stat(struct http_source *src, const char *path, struct http_stat *st,
 	      char *err, size_t errlen)
 {
@@ -501,6 +524,13 @@ int http_stat(struct http_source *src, const char *path, struct http_stat *st,
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (redirects_to_directory(h, status, url)) {
+		memset(st, 0, sizeof(*st));
+		st->mtime_ms = -1;
+		st->is_dir = 1;
+		rc = STORE_OK;
+		goto out;
+	}
 	if (status != 200) {
 		rc = http_status_rc(status);
 		SET_ERR("cannot stat '%s': HTTP %ld", path, status);

@@ -280,6 +280,17 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 		"SELECT " DATASET_FILE_COLUMNS " FROM dataset_file "
 		"WHERE version_id = ?1 AND path >= ?2 AND path < ?3 "
 		"ORDER BY path",
+	/* The paths a datastore's dataset versions use: each version's
+	 * files by a range of the primary key, as above. */
+	[SQL_DATASTORE_PATHS_FROM] =
+		"SELECT DISTINCT f.path FROM dataset_version v "
+		"JOIN dataset_file f ON f.version_id = v.id "
+		"WHERE v.datastore_id = ?1 AND f.path >= ?2 ORDER BY f.path",
+	[SQL_DATASTORE_PATHS_RANGE] =
+		"SELECT DISTINCT f.path FROM dataset_version v "
+		"JOIN dataset_file f ON f.version_id = v.id "
+		"WHERE v.datastore_id = ?1 AND f.path >= ?2 AND f.path < ?3 "
+		"ORDER BY f.path",
 	[SQL_MODEL_INSERT] =
 		"INSERT INTO model (name, created_ms, updated_ms) "
 		"VALUES (?1, ?2, ?2)",

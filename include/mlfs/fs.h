@@ -24,7 +24,18 @@ struct fs_mount_options {
 	/* -o snapshot_max_bytes=, snapshot_max_files=: 0 for the defaults */
 	uint64_t snapshot_max_bytes;
 	uint64_t snapshot_max_files;
+	/*
+	 * -o cache_dir=,cache_max=,cache_free_min=: the block cache of HTTP
+	 * datastores (NULL / 0 for the defaults: WORKSPACE/cache/http,
+	 * FS_CACHE_MAX_DEFAULT, FS_CACHE_FREE_MIN_DEFAULT).
+	 */
+	char *cache_dir;		/* owned by the caller */
+	uint64_t cache_max;
+	uint64_t cache_free_min;
 };
+
+#define FS_CACHE_MAX_DEFAULT (10ULL << 30)	/* 10 GiB */
+#define FS_CACHE_FREE_MIN_DEFAULT (1ULL << 30)	/* keep 1 GiB free */
 
 /*
  * fs_mount - mount @opt->workspace at @opt->mountpoint and serve it.

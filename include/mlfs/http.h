@@ -81,6 +81,7 @@ struct http_stat {
 	char etag[HTTP_ETAG_MAX];	/* as sent, W/ and quotes kept; "" if none */
 	int64_t mtime_ms;		/* Last-Modified, ms since the epoch; -1 if none */
 	int ranges;			/* 1: Accept-Ranges: bytes */
+	int is_dir;			/* 1: a directory (see http_stat) */
 };
 
 struct http_source;
@@ -114,7 +115,9 @@ uint64_t http_source_bytes_fetched(const struct http_source *src);
 /*
  * http_stat - HEAD of @path below the base URL into *st. @path is
  * relative: segments separated by single '/', each percent-encoded here;
- * empty, "." and ".." segments are refused. Returns STORE_OK, or
+ * empty, "." and ".." segments are refused. A redirect of @path to
+ * @path/ (how servers answer a directory's name) gives STORE_OK with
+ * st->is_dir set and nothing else. Returns STORE_OK, or
  *   STORE_INVALID    a bad @path
  *   STORE_NOT_FOUND  404 or 410
  *   STORE_DENIED     401 or 403

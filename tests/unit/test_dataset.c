@@ -337,6 +337,60 @@ Test(dataset, files_lists_a_prefix_in_bytewise_order)
 	store_close(st);
 }
 
+struct path_text {
+	char buf[512];
+	size_t off;
+	int stop_after;
+};
+
+static int collect_path(void *ctx, const char *path)
+{
+	struct path_text *t = ctx;
+
+	t->off += (size_t)snprintf(t->buf + t->off, sizeof(t->buf) - t->off,
+				   "%s%s", t->off ? "," : "", path);
+	return --t->stop_after == 0;
+}
+
+Test(dataset, datastore_paths_are_the_union_of_its_versions_once_each)
+{
+	struct store *st = ws_open();
+	struct dataset_file a[] = { pin("data/x.csv", 1), pin("data/y.csv", 2),
+				    pin("top.bin", 3) };
+	struct dataset_file b[] = { pin("data/x.csv", 4), pin("data/z/w.csv", 5) };
+	struct dataset_file c[] = { pin("other.csv", 6) };
+	struct dataset_spec sa = spec("a", "src", a, 3);
+	struct dataset_spec sb = spec("b", "src", b, 2);
+	struct dataset_spec sc = spec("c", "elsewhere", c, 1);
+	struct store_datastore src = { 0 };
+	struct path_text t = { .stop_after = -1 };
+
+	make_local(st, "src", "src");
+	make_local(st, "elsewhere", "elsewhere");
+	reg(st, &sa);
+	reg(st, &sb);
+	reg(st, &sc);
+	cr_assert_eq(store_datastore_get(st, "src", &src), STORE_OK);
+
+	cr_assert_eq(store_datastore_paths(st, src.id, "", collect_path, &t),
+		     STORE_OK);
+	cr_expect_str_eq(t.buf, "data/x.csv,data/y.csv,data/z/w.csv,top.bin");
+	t = (struct path_text){ .stop_after = -1 };
+	cr_assert_eq(store_datastore_paths(st, src.id, "data/z/", collect_path,
+					   &t), STORE_OK);
+	cr_expect_str_eq(t.buf, "data/z/w.csv");
+	t = (struct path_text){ .stop_after = 1 };
+	cr_assert_eq(store_datastore_paths(st, src.id, "data/", collect_path,
+					   &t), STORE_OK);
+	cr_expect_str_eq(t.buf, "data/x.csv", "a non-zero return stops");
+	t = (struct path_text){ .stop_after = -1 };
+	cr_assert_eq(store_datastore_paths(st, src.id, "nope/", collect_path,
+					   &t), STORE_OK);
+	cr_expect_str_eq(t.buf, "");
+	store_datastore_release(&src);
+	store_close(st);
+}
+
 static int count_datasets(void *ctx, const char *name, int64_t latest,
 			  int64_t updated_ms)
 {

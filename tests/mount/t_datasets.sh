@@ -1,0 +1,141 @@
+#!/bin/bash
+# Datasets of a local datastore through the mount: register with globs,
+# versions, dataset.json, read with pandas and numpy, a changed source is
+# EIO with an events line, "copy": true survives changes and deletion.
+. "$(dirname "$0")/lib.sh"
+
+D=$MNT/datasets
+F=$MNT/datastores/default/files
+
+# register REQUEST: the reply line, or "ERR" (the message in $TMP/reg.err)
+register()
+{
+	local r=
+	exec 3<>"$D/register"
+	if ! printf '%s' "$1" >&3 2>/dev/null; then
+		cat <&3 >"$TMP/reg.err"
+		exec 3>&-
+		echo ERR
+		return
+	fi
+	read -r r <&3
+	exec 3>&-
+	echo "$r"
+}
+# sha FILE: its sha256
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+mlfs_mount
+
+test_case files_copied_in_through_the_datastore
+mkdir -p "$F/iris/raw" "$F/arrays/a/b" || fail "mkdir"
+"$PY" - "$F" <<-'EOF' || fail "write data"
+	import sys, numpy as np, pandas as pd
+	d = sys.argv[1]
+	rng = np.random.default_rng(7)
+	df = pd.DataFrame({"sepal": rng.random(150), "petal": rng.random(150),
+	                   "species": ["setosa", "versicolor", "virginica"] * 50})
+	df.to_csv(d + "/iris/iris.csv", index=False)
+	df.head(10).to_csv(d + "/iris/raw/part-0.csv", index=False)
+	np.save(d + "/arrays/a/b/x.npy", np.arange(100000, dtype=np.float64))
+	np.save(d + "/arrays/a/y.npy", np.ones((10, 10)))
+	EOF
+printf 'ignore me' >"$F/iris/notes.txt"
+expect_true "on disk" test -s "$WS/datastore/iris/iris.csv"
+
+test_case register_with_globs_makes_version_1
+expect_eq "iris 1" "$(register '{"name": "iris", "datastore": "default", "paths": ["iris/*.csv", "arrays/**/*.npy"], "description": "flowers", "tags": {"team": "a"}}')" "reply"
+expect_eq "1" "$(readlink "$D/iris/latest")" "latest"
+expect_eq "arrays iris" "$(ls "$D/iris/1/files" | tr '\n' ' ' | sed 's/ $//')" "files/"
+expect_eq "iris.csv" "$(ls "$D/iris/1/files/iris")" "only the glob's matches"
+"$PY" - "$D/iris/1/dataset.json" <<-'EOF' || fail "dataset.json"
+	import json, sys
+	d = json.load(open(sys.argv[1]))
+	assert d["name"] == "iris" and d["version"] == 1, d
+	assert d["datastore"] == "default" and d["copy"] is False, d
+	assert d["description"] == "flowers" and d["tags"] == {"team": "a"}, d
+	paths = [f["path"] for f in d["files"]]
+	assert paths == ["arrays/a/b/x.npy", "arrays/a/y.npy", "iris/iris.csv"], paths
+	assert all(f["size"] > 0 and f["mtime"].endswith("Z") for f in d["files"]), d
+	assert d["file_count"] == 3 and d["total_bytes"] == sum(f["size"] for f in d["files"]), d
+	EOF
+expect_eq "$(stat -c %s "$WS/datastore/iris/iris.csv")" "$(stat -c %s "$D/iris/1/files/iris/iris.csv")" "size"
+expect_eq "$(sha "$WS/datastore/iris/iris.csv")" "$(sha "$D/iris/1/files/iris/iris.csv")" "bytes"
+
+test_case pandas_and_numpy_read_the_version
+"$PY" - "$D/iris/1/files" "$WS/datastore" <<-'EOF' || fail "read"
+	import sys, numpy as np, pandas as pd
+	v, src = sys.argv[1], sys.argv[2]
+	a = pd.read_csv(v + "/iris/iris.csv")
+	assert a.equals(pd.read_csv(src + "/iris/iris.csv")) and len(a) == 150
+	x = np.load(v + "/arrays/a/b/x.npy", mmap_mode="r")
+	assert x.shape == (100000,) and x[99999] == 99999.0
+	assert np.load(v + "/arrays/a/y.npy").sum() == 100.0
+	EOF
+
+test_case a_version_is_read_only
+expect_errno EROFS sysop write "$D/iris/1/files/iris/iris.csv" "x"
+expect_errno EROFS sysop unlink "$D/iris/1/files/iris/iris.csv"
+expect_errno EROFS sysop mkdir "$D/iris/1/files/new"
+expect_errno EROFS sysop write "$D/iris/1/dataset.json" "x"
+
+test_case a_changed_source_gives_eio_and_an_event
+expect_eq "iris 2" "$(register '{"name": "iris", "datastore": "default", "paths": ["iris/raw"]}')" "version 2: a directory"
+expect_eq "2" "$(readlink "$D/iris/latest")" "latest moved"
+expect_eq "1 2" "$(ls "$D/iris" | grep -v latest | tr '\n' ' ' | sed 's/ $//')" "both versions"
+cat "$D/iris/2/files/iris/raw/part-0.csv" >/dev/null || fail "reads before the change"
+printf 'x' >>"$F/iris/raw/part-0.csv"
+events_mark
+expect_errno EIO cat "$D/iris/2/files/iris/raw/part-0.csv"
+expect_event "refused open datasets/iris/2/files/iris/raw/part-0.csv: .*changed since it was registered"
+touch -d '2001-01-01' "$F/iris/iris.csv"
+expect_errno EIO cat "$D/iris/1/files/iris/iris.csv"
+expect_event "iris/iris.csv.*changed"
+rm "$F/arrays/a/y.npy"
+expect_errno EIO cat "$D/iris/1/files/arrays/a/y.npy"
+expect_eq "$(sha "$WS/datastore/arrays/a/b/x.npy")" "$(sha "$D/iris/1/files/arrays/a/b/x.npy")" "an unchanged file still reads"
+
+test_case copy_true_survives_change_and_deletion
+printf 'kept,bytes\n1,2\n' >"$F/iris/keep.csv"
+want=$(sha "$F/iris/keep.csv")
+expect_eq "kept 1" "$(register '{"name": "kept", "datastore": "default", "paths": ["iris/keep.csv"], "copy": true}')" "reply"
+"$PY" - "$D/kept/1/dataset.json" "$want" <<-'EOF' || fail "dataset.json of a copy"
+	import json, sys
+	d = json.load(open(sys.argv[1]))
+	assert d["copy"] is True and d["files"][0]["sha256"] == sys.argv[2], d
+	EOF
+printf 'changed' >"$F/iris/keep.csv"
+expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "after a change"
+rm "$F/iris/keep.csv"
+expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "after deletion"
+
+test_case refusals_name_the_problem
+expect_eq "ERR" "$(register '{"name": "x", "datastore": "nope", "paths": ["a"]}')" "unknown datastore"
+grep -q "datastore 'nope' does not exist" "$TMP/reg.err" || fail "message: $(cat "$TMP/reg.err")"
+expect_eq "ERR" "$(register '{"name": "x", "datastore": "default", "paths": ["iris/*.parquet"]}')" "a glob matching nothing"
+grep -q "iris/\*.parquet" "$TMP/reg.err" || fail "message names the glob: $(cat "$TMP/reg.err")"
+expect_eq "ERR" "$(register '{"name": ".x", "datastore": "default", "paths": ["iris"]}')" "invalid name"
+expect_eq "ERR" "$(register '{"name": "x", "datastore": "default", "paths": ["../etc/passwd"]}')" "outside the datastore"
+expect_eq "ERR" "$(register '{"name": "x", "datastore": "default", "paths": []}')" "no paths"
+expect_eq "ERR" "$(register '{"name": "x", "datastore": "default", "paths": ["iris"], "copy": "yes"}')" "copy not a boolean"
+expect_errno ENOENT bash -c "printf '%s' '{\"name\": \"x\", \"datastore\": \"nope\", \"paths\": [\"a\"]}' >'$D/register'"
+expect_errno ENOENT bash -c "printf '%s' '{\"name\": \"x\", \"datastore\": \"default\", \"paths\": [\"none*\"]}' >'$D/register'"
+expect_errno EINVAL bash -c "printf '%s' '{\"name\": \"x/y\", \"datastore\": \"default\", \"paths\": [\"iris\"]}' >'$D/register'"
+expect_eq "iris kept register" "$(ls "$D" | tr '\n' ' ' | sed 's/ $//')" "nothing half-made"
+
+test_case a_used_datastore_cannot_be_removed
+mkdir -p "$TMP/other"
+printf 'o' >"$TMP/other/o.txt"
+printf '{"name": "other", "type": "local", "path": "%s"}' "$TMP/other" >"$MNT/datastores/register" || fail "register datastore"
+expect_eq "o 1" "$(register '{"name": "o", "datastore": "other", "paths": ["o.txt"]}')" "a dataset on it"
+expect_errno ENOTEMPTY rmdir "$MNT/datastores/other"
+expect_eq "o" "$(cat "$D/o/1/files/o.txt")" "its files"
+
+test_case versions_survive_a_remount
+mlfs_unmount
+mlfs_mount
+expect_eq "2" "$(readlink "$D/iris/latest")" "latest"
+expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "the copy"
+expect_eq "iris 3" "$(register '{"name": "iris", "datastore": "default", "paths": ["arrays"]}')" "numbers go on"
+
+test_done

@@ -131,11 +131,35 @@ expect_eq "o 1" "$(register '{"name": "o", "datastore": "other", "paths": ["o.tx
 expect_errno ENOTEMPTY rmdir "$MNT/datastores/other"
 expect_eq "o" "$(cat "$D/o/1/files/o.txt")" "its files"
 
+test_case daemon_killed_during_a_copy_leaves_no_version_nor_blob
+# 512 MiB of distinct bytes, so the copy takes long enough to be caught.
+head -c $((64 * 1024 * 1024)) /dev/urandom >"$TMP/chunk" || fail "random chunk"
+for i in $(seq 8); do printf '%08d' "$i"; cat "$TMP/chunk"; done >"$F/big.bin"
+rm -f "$TMP/chunk"
+nblobs() { find "$WS/blobs" -mindepth 2 -type f -path "$WS/blobs/[0-9a-f][0-9a-f]/*" | wc -l; }
+before=$(nblobs)
+( register '{"name": "bigcopy", "datastore": "default", "paths": ["big.bin"], "copy": true}' >"$TMP/big.reply" 2>&1 ) &
+writer=$!
+poll_ms 20000 sh -c "ls -l /proc/$MLFS_PID/fd 2>/dev/null | grep -q '$WS/blobs/'" ||
+	fail "the copy never started"
+mlfs_kill9
+wait "$writer" 2>/dev/null
+mlfs_mount
+expect_errno ENOENT ls "$D/bigcopy"
+expect_eq "$before" "$(nblobs)" "no blob left by the killed copy"
+expect_eq 0 "$(find "$WS/blobs/tmp" -type f 2>/dev/null | wc -l)" "no temporary left"
+expect_eq "2" "$(readlink "$D/iris/latest")" "the other datasets are intact"
+expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "and their copies"
+expect_eq "bigcopy 1" "$(register '{"name": "bigcopy", "datastore": "default", "paths": ["big.bin"], "copy": true}')" "copying again works"
+expect_eq "$(sha "$F/big.bin")" "$(sha "$D/bigcopy/1/files/big.bin")" "all of it"
+rm -f "$F/big.bin"
+
 test_case versions_survive_a_remount
 mlfs_unmount
 mlfs_mount
 expect_eq "2" "$(readlink "$D/iris/latest")" "latest"
 expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "the copy"
 expect_eq "iris 3" "$(register '{"name": "iris", "datastore": "default", "paths": ["arrays"]}')" "numbers go on"
+expect_eq "$(sha "$F/arrays/a/b/x.npy")" "$(sha "$D/iris/3/files/arrays/a/b/x.npy")" "a new version reads"
 
 test_done

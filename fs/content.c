@@ -13,9 +13,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs_internal.h"
@@ -434,4 +436,21 @@ int node_stat(struct fs_ctx *ctx, struct fs_node *n, struct stat *st)
 out_unlock:
 	pthread_mutex_unlock(&n->lock);
 	return rc;
+}
+
+int content_from_link(struct fs_ctx *ctx, int fd, struct content *c)
+{
+	char target[PATH_MAX];
+	struct stat st;
+	struct sink s;
+	ssize_t n;
+
+	n = readlinkat(fd, "", target, sizeof(target) - 1);
+	if (n < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	sink_begin(&s, ctx, c, 0);
+	strbuf_add(s.sb, target, (size_t)n);
+	c->mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
+		      st.st_mtim.tv_nsec / 1000000;
+	return sink_end(&s);
 }

@@ -45,21 +45,6 @@ static void request_release(struct dataset_request *r)
 	json_decref(r->req);
 }
 
-static int want_string(struct fs_handle *h, json_t *v, const char *field,
-		       size_t max)
-{
-	if (!json_is_string(v))
-		return special_fail(h, EINVAL, "field '%s': must be a string",
-				    field);
-	if (json_string_length(v) > max)
-		return special_fail(h, EINVAL, "field '%s': longer than %zu "
-				    "bytes", field, max);
-	if (strlen(json_string_value(v)) != json_string_length(v))
-		return special_fail(h, EINVAL, "field '%s': contains a NUL "
-				    "byte", field);
-	return 0;
-}
-
 static int want_paths(struct fs_handle *h, json_t *v,
 		      struct dataset_request *r)
 {
@@ -79,7 +64,7 @@ static int want_paths(struct fs_handle *h, json_t *v,
 		char field[32];
 
 		snprintf(field, sizeof(field), "paths.%zu", i);
-		if (want_string(h, p, field, DATASET_PATH_MAX - 1) < 0)
+		if (special_want_string(h, p, field, DATASET_PATH_MAX - 1) < 0)
 			return -EINVAL;
 		r->patterns[r->npatterns++] = json_string_value(p);
 	}
@@ -113,7 +98,7 @@ static int parse_request(struct fs_handle *h, struct dataset_request *r,
 			 const char *text, size_t len)
 {
 	json_error_t jerr;
-	const char *key, *name;
+	const char *key;
 	json_t *v;
 	int rc = 0;
 
@@ -126,9 +111,9 @@ static int parse_request(struct fs_handle *h, struct dataset_request *r,
 				    "object");
 	json_object_foreach(r->req, key, v) {
 		if (strcmp(key, "name") == 0 || strcmp(key, "datastore") == 0)
-			rc = want_string(h, v, key, 255);
+			rc = special_want_name(h, v, key);
 		else if (strcmp(key, "description") == 0)
-			rc = want_string(h, v, key, STORE_VALUE_MAX);
+			rc = special_want_string(h, v, key, STORE_VALUE_MAX);
 		else if (strcmp(key, "paths") == 0)
 			rc = want_paths(h, v, r);
 		else if (strcmp(key, "tags") == 0)
@@ -143,13 +128,8 @@ static int parse_request(struct fs_handle *h, struct dataset_request *r,
 		if (rc < 0)
 			return rc;
 	}
-	name = json_string_value(json_object_get(r->req, "name"));
-	if (!name)
+	if (!json_object_get(r->req, "name"))
 		return special_fail(h, EINVAL, "field 'name': required");
-	if (!name_is_valid(name, strlen(name)))
-		return special_fail(h, EINVAL, "field 'name': '%s' is not a "
-				    "valid name: 1-255 bytes of [A-Za-z0-9._-], "
-				    "not starting with '.'", name);
 	if (!json_object_get(r->req, "datastore"))
 		return special_fail(h, EINVAL, "field 'datastore': required");
 	if (!r->npatterns)
@@ -178,52 +158,56 @@ static int may_read(void *arg, const struct stat *st)
 	return special_writer_may_read(arg, st);
 }
 
+/* The HTTP source of the request's datastore (borrowed). */
+static int request_http_source(struct fs_ctx *ctx, struct fs_handle *h,
+			       struct dataset_request *r,
+			       struct http_source **src)
+{
+	struct ds_root *root;
+	int rc = datastore_root_named(ctx, r->ds.name, r->ds.id, &root);
+
+	if (rc == 0)
+		rc = datastore_http(ctx, root, src);
+	if (rc < 0)
+		return special_fail(h, -rc, "datastore '%s': cannot reach it",
+				    r->ds.name);
+	return 0;
+}
+
 static int pin_files(struct fs_ctx *ctx, struct fs_handle *h,
 		     struct dataset_request *r)
 {
-	struct ds_root *root;
 	struct http_source *src;
 	char err[1024] = "";
 	int rc;
 
-	if (r->ds.type == DATASTORE_LOCAL) {
+	if (r->ds.type == DATASTORE_LOCAL)
 		rc = dataset_local_expand(r->ds.path, r->patterns, r->npatterns,
 					  may_read, h, &r->files, err,
 					  sizeof(err));
-		return rc == STORE_OK ? 0 : fail_store(h, rc, err);
-	}
-	rc = datastore_root_named(ctx, r->ds.name, r->ds.id, &root);
-	if (rc == 0)
-		rc = datastore_http(ctx, root, &src);
-	if (rc < 0)
-		return special_fail(h, -rc, "datastore '%s': cannot reach it",
-				    r->ds.name);
-	rc = dataset_http_pin(src, r->patterns, r->npatterns, &r->files, err,
-			      sizeof(err));
+	else if ((rc = request_http_source(ctx, h, r, &src)) < 0)
+		return rc;
+	else
+		rc = dataset_http_pin(src, r->patterns, r->npatterns,
+				      &r->files, err, sizeof(err));
 	return rc == STORE_OK ? 0 : fail_store(h, rc, err);
 }
 
 static int copy_files(struct fs_ctx *ctx, struct fs_handle *h,
 		      struct dataset_request *r)
 {
-	struct ds_root *root;
 	struct http_source *src;
 	char err[1024] = "";
 	int rc;
 
-	if (r->ds.type == DATASTORE_LOCAL) {
+	if (r->ds.type == DATASTORE_LOCAL)
 		rc = dataset_local_copy(store_dir(ctx->st), r->ds.path,
 					&r->files, err, sizeof(err));
-		return rc == STORE_OK ? 0 : fail_store(h, rc, err);
-	}
-	rc = datastore_root_named(ctx, r->ds.name, r->ds.id, &root);
-	if (rc == 0)
-		rc = datastore_http(ctx, root, &src);
-	if (rc < 0)
-		return special_fail(h, -rc, "datastore '%s': cannot reach it",
-				    r->ds.name);
-	rc = dataset_http_copy(store_dir(ctx->st), src, &r->files, err,
-			       sizeof(err));
+	else if ((rc = request_http_source(ctx, h, r, &src)) < 0)
+		return rc;
+	else
+		rc = dataset_http_copy(store_dir(ctx->st), src, &r->files, err,
+				       sizeof(err));
 	return rc == STORE_OK ? 0 : fail_store(h, rc, err);
 }
 

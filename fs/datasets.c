@@ -137,18 +137,7 @@ static const struct fs_kind kind_dsv_json = {
 static int dsv_rel(struct fs_ctx *ctx, const struct fs_node *n,
 		   const char *name, char *buf, size_t len)
 {
-	int rc = node_path_below(ctx, n, &kind_dsv_files, buf, len);
-	size_t used;
-
-	if (rc < 0)
-		return rc;
-	if (strcmp(buf, ".") == 0)
-		buf[0] = '\0';
-	used = strlen(buf);
-	if (name && (size_t)snprintf(buf + used, len - used, "%s%s",
-				     used ? "/" : "", name) >= len - used)
-		return -ENAMETOOLONG;
-	return 0;
+	return node_path_join(ctx, n, &kind_dsv_files, name, buf, len);
 }
 
 static int dsv_lookup(struct fs_ctx *ctx, struct fs_node *dir,

@@ -23,23 +23,10 @@
 static const struct fs_kind kind_ds_http_dir;
 static const struct fs_kind kind_ds_http_file;
 
-static int http_rel(struct fs_ctx *ctx, const struct fs_node *dir,
-		    const char *name, char *buf, size_t len)
+static int http_rel(struct fs_ctx *ctx, const struct fs_node *n,
+		   const char *name, char *buf, size_t len)
 {
-	int rc = node_path_below(ctx, dir, &kind_ds_http_root, buf, len);
-	size_t used;
-
-	if (rc < 0)
-		return rc;
-	if (strcmp(buf, ".") == 0)
-		buf[0] = '\0';
-	used = strlen(buf);
-	if (!name)
-		return 0;
-	if ((size_t)snprintf(buf + used, len - used, "%s%s", used ? "/" : "",
-			     name) >= len - used)
-		return -ENAMETOOLONG;
-	return 0;
+	return node_path_join(ctx, n, &kind_ds_http_root, name, buf, len);
 }
 
 static int http_source_of(struct fs_ctx *ctx, const struct fs_node *n,

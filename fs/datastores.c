@@ -440,21 +440,6 @@ struct ds_request {
 	char path[PATH_MAX];
 };
 
-static int want_text(struct fs_handle *h, json_t *v, const char *field,
-		     size_t max)
-{
-	if (!json_is_string(v))
-		return special_fail(h, EINVAL, "field '%s': must be a string",
-				    field);
-	if (json_string_length(v) > max)
-		return special_fail(h, EINVAL, "field '%s': longer than %zu "
-				    "bytes", field, max);
-	if (strlen(json_string_value(v)) != json_string_length(v))
-		return special_fail(h, EINVAL, "field '%s': contains a NUL "
-				    "byte", field);
-	return 0;
-}
-
 /* Header names are checked by the store; values are never quoted. */
 static int want_headers(struct fs_handle *h, json_t *v, struct ds_request *r)
 {
@@ -499,10 +484,12 @@ static int ds_parse(struct fs_handle *h, struct ds_request *r,
 		return special_fail(h, EINVAL, "the request must be a JSON "
 				    "object");
 	json_object_foreach(r->req, key, v) {
-		if (strcmp(key, "name") == 0 || strcmp(key, "type") == 0)
-			rc = want_text(h, v, key, 255);
+		if (strcmp(key, "name") == 0)
+			rc = special_want_name(h, v, key);
+		else if (strcmp(key, "type") == 0)
+			rc = special_want_string(h, v, key, 16);
 		else if (strcmp(key, "path") == 0 || strcmp(key, "url") == 0)
-			rc = want_text(h, v, key, PATH_MAX - 1);
+			rc = special_want_string(h, v, key, PATH_MAX - 1);
 		else if (strcmp(key, "headers") == 0)
 			rc = want_headers(h, v, r);
 		else if (strcmp(key, "//") != 0)
@@ -514,10 +501,6 @@ static int ds_parse(struct fs_handle *h, struct ds_request *r,
 	r->spec.name = json_string_value(json_object_get(r->req, "name"));
 	if (!r->spec.name)
 		return special_fail(h, EINVAL, "field 'name': required");
-	if (!name_is_valid(r->spec.name, strlen(r->spec.name)))
-		return special_fail(h, EINVAL, "field 'name': '%s' is not a "
-				    "valid name: 1-255 bytes of [A-Za-z0-9._-], "
-				    "not starting with '.'", r->spec.name);
 	v = json_object_get(r->req, "type");
 	r->spec.type = v ? datastore_type_parse(json_string_value(v)) : 0;
 	if (!r->spec.type)

@@ -108,6 +108,11 @@ int sink_spill(struct sink *s);
 /* Finishes rendering into c; 0 or -errno (then c is left unrendered). */
 int sink_end(struct sink *s);
 void content_release(struct content *c);
+/*
+ * Fills c with the target of the symlink opened O_PATH as @fd, and its
+ * mtime (mirrored trees: a run's outputs, a datastore). 0 or -errno.
+ */
+int content_from_link(struct fs_ctx *ctx, int fd, struct content *c);
 /* Replies to a read of @size bytes at @off from the content. */
 void content_reply_read(fuse_req_t req, struct content *c, size_t size,
 			off_t off);
@@ -443,6 +448,13 @@ int node_path(struct fs_ctx *ctx, struct fs_node *n, struct strbuf *out);
 int node_path_below(struct fs_ctx *ctx, const struct fs_node *n,
 		    const struct fs_kind *top, char *buf, size_t len);
 /*
+ * As node_path_below, but "" for @top itself, and @name (may be NULL)
+ * appended as a last segment: "dir/name".
+ */
+int node_path_join(struct fs_ctx *ctx, const struct fs_node *n,
+		   const struct fs_kind *top, const char *name, char *buf,
+		   size_t len);
+/*
  * After a rename(2) in a mirrored tree: @dir/@name is now known as
  * @newdir/@newname (a node there before is unhashed).
  */
@@ -492,6 +504,15 @@ int special_writer_cwd(const struct fs_handle *h, char *buf, size_t len);
  * shared with allow_other). Checks the writer's uid and primary gid.
  */
 int special_writer_may_read(const struct fs_handle *h, const struct stat *st);
+/*
+ * Request fields (jansson values): a string of at most @max bytes without
+ * NUL; a name (name_is_valid). 0, or -EINVAL with the message naming
+ * @field in h->reply.
+ */
+struct json_t;
+int special_want_string(struct fs_handle *h, struct json_t *v,
+			const char *field, size_t max);
+int special_want_name(struct fs_handle *h, struct json_t *v, const char *field);
 /* Sets h->reply to a message and returns -err (for act callbacks). */
 int special_fail(struct fs_handle *h, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -439,6 +439,24 @@ out_unlock:
 	return rc;
 }
 
+int node_path_join(struct fs_ctx *ctx, const struct fs_node *n,
+		   const struct fs_kind *top, const char *name, char *buf,
+		   size_t len)
+{
+	int rc = node_path_below(ctx, n, top, buf, len);
+	size_t used;
+
+	if (rc < 0)
+		return rc;
+	if (strcmp(buf, ".") == 0)
+		buf[0] = '\0';
+	used = strlen(buf);
+	if (name && (size_t)snprintf(buf + used, len - used, "%s%s",
+				     used ? "/" : "", name) >= len - used)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
 static int path_add(struct fs_node *n, struct strbuf *out)
 {
 	if (!n->parent)

@@ -63,33 +63,6 @@ static void registration_release(struct registration *r)
 
 /* ---- the request ---------------------------------------------------------- */
 
-static int want_string(struct fs_handle *h, json_t *v, const char *field,
-		       size_t max)
-{
-	if (!json_is_string(v))
-		return special_fail(h, EINVAL, "field '%s': must be a string",
-				    field);
-	if (json_string_length(v) > max)
-		return special_fail(h, EINVAL, "field '%s': longer than %zu "
-				    "bytes", field, max);
-	if (strlen(json_string_value(v)) != json_string_length(v))
-		return special_fail(h, EINVAL, "field '%s': contains a NUL "
-				    "byte", field);
-	return 0;
-}
-
-static int want_name(struct fs_handle *h, json_t *v, const char *field)
-{
-	int rc = want_string(h, v, field, NAME_MAX_LEN);
-
-	if (rc == 0 && !name_is_valid(json_string_value(v),
-				      json_string_length(v)))
-		return special_fail(h, EINVAL, "field '%s': invalid name '%s': "
-				    "use 1-255 of [A-Za-z0-9._-], not starting "
-				    "with '.'", field, json_string_value(v));
-	return rc;
-}
-
 static int want_kv(struct fs_handle *h, json_t *obj, const char *field,
 		   struct store_kv **out, size_t *n)
 {
@@ -140,13 +113,13 @@ static int parse_request(struct fs_handle *h, struct registration *r,
 				    "object");
 	json_object_foreach(r->req, key, v) {
 		if (strcmp(key, "name") == 0 || strcmp(key, "framework") == 0)
-			rc = want_name(h, v, key);
+			rc = special_want_name(h, v, key);
 		else if (strcmp(key, "path") == 0)
-			rc = want_string(h, v, key, PATH_MAX - 1);
+			rc = special_want_string(h, v, key, PATH_MAX - 1);
 		else if (strcmp(key, "run") == 0)
-			rc = want_name(h, v, key);
+			rc = special_want_name(h, v, key);
 		else if (strcmp(key, "description") == 0)
-			rc = want_string(h, v, key, STORE_VALUE_MAX);
+			rc = special_want_string(h, v, key, STORE_VALUE_MAX);
 		else if (strcmp(key, "tags") == 0)
 			rc = want_kv(h, v, key, &r->tags, &r->ntags);
 		else if (strcmp(key, "properties") == 0)

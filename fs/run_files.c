@@ -255,26 +255,13 @@ static const struct fs_kind kind_area_exec = {
 static int area_link_render(struct fs_ctx *ctx, struct fs_node *node,
 			    struct content *c)
 {
-	char target[PATH_MAX];
-	struct stat st;
-	struct sink s;
-	ssize_t n;
 	int fd, rc = area_open(ctx, node, O_PATH, &fd);
 
 	if (rc < 0)
 		return rc;
-	n = readlinkat(fd, "", target, sizeof(target) - 1);
-	rc = n < 0 ? -errno : 0;
-	if (rc == 0 && fstat(fd, &st) < 0)
-		rc = -errno;
+	rc = content_from_link(ctx, fd, c);
 	close(fd);
-	if (rc < 0)
-		return rc;
-	sink_begin(&s, ctx, c, 0);
-	strbuf_add(s.sb, target, (size_t)n);
-	c->mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
-		      st.st_mtim.tv_nsec / 1000000;
-	return sink_end(&s);
+	return rc;
 }
 
 static const struct fs_kind kind_area_link = {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fs_internal.h"
+#include "mlfs/parse.h"
 
 #define SPECIAL_REQUEST_MAX (1024 * 1024)
 #define SPECIAL_READ_MAX 4096	/* bytes of the reply per read() */
@@ -191,6 +192,35 @@ void special_reply_read(fuse_req_t req, struct fs_handle *h, size_t size,
 	memcpy(copy, h->reply.buf + pos, size);
 	h->reply_pos += size;
 	fuse_reply_buf(req, copy, size);
+}
+
+/* ---- request fields --------------------------------------------------------- */
+
+int special_want_string(struct fs_handle *h, struct json_t *v,
+			const char *field, size_t max)
+{
+	if (!json_is_string(v))
+		return special_fail(h, EINVAL, "field '%s': must be a string",
+				    field);
+	if (json_string_length(v) > max)
+		return special_fail(h, EINVAL, "field '%s': longer than %zu "
+				    "bytes", field, max);
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return special_fail(h, EINVAL, "field '%s': contains a NUL "
+				    "byte", field);
+	return 0;
+}
+
+int special_want_name(struct fs_handle *h, struct json_t *v, const char *field)
+{
+	int rc = special_want_string(h, v, field, NAME_MAX_LEN);
+
+	if (rc == 0 && !name_is_valid(json_string_value(v),
+				      json_string_length(v)))
+		return special_fail(h, EINVAL, "field '%s': invalid name '%s': "
+				    "use 1-255 of [A-Za-z0-9._-], not starting "
+				    "with '.'", field, json_string_value(v));
+	return rc;
 }
 
 /* ---- the writer ------------------------------------------------------------ */

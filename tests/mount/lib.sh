@@ -26,6 +26,7 @@
 #   expect_errno ERRNO CMD...   CMD fails naming ERRNO (symbol or strerror text)
 #   expect_event REGEX          a new line of $MNT/events matches (polls <= 1 s)
 #   sysop OP PATH [DATA]        one exact syscall sequence from Python
+#   special_request FILE REQ    a request into a special file; its reply
 #   poll_ms MS CMD...           retry CMD for up to MS ms (freshness checks only)
 #   mlfs_mount, mlfs_unmount, mlfs_kill9 (kill -9, then fusermount3 -u -z)
 #   mlfs_mount_daemon: mount the way users do, without -f (the daemon
@@ -354,6 +355,24 @@ sysop()
 	    sys.exit(1)
 	print("OK")
 	EOF
+}
+
+# special_request FILE REQUEST: writes REQUEST into the special FILE and
+# prints the reply line read back on the same descriptor, or "ERR" when
+# the write is refused (the message read back is then in $TMP/reg.err).
+special_request()
+{
+	local r=
+	exec 3<>"$1"
+	if ! printf '%s' "$2" >&3 2>/dev/null; then
+		cat <&3 >"$TMP/reg.err"
+		exec 3>&-
+		echo ERR
+		return
+	fi
+	read -r r <&3
+	exec 3>&-
+	echo "$r"
 }
 
 # Lines of the events file (read through the mount).

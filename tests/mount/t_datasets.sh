@@ -8,20 +8,7 @@ D=$MNT/datasets
 F=$MNT/datastores/default/files
 
 # register REQUEST: the reply line, or "ERR" (the message in $TMP/reg.err)
-register()
-{
-	local r=
-	exec 3<>"$D/register"
-	if ! printf '%s' "$1" >&3 2>/dev/null; then
-		cat <&3 >"$TMP/reg.err"
-		exec 3>&-
-		echo ERR
-		return
-	fi
-	read -r r <&3
-	exec 3>&-
-	echo "$r"
-}
+register() { special_request "$D/register" "$1"; }
 # sha FILE: its sha256
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 

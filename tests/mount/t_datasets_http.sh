@@ -14,20 +14,7 @@ NX=$TMP/nginx
 WWW=$NX/www
 CACHE=$TMP/cache
 
-register() # SPECIAL REQUEST: the reply line, or "ERR" (message in reg.err)
-{
-	local r=
-	exec 3<>"$1"
-	if ! printf '%s' "$2" >&3 2>/dev/null; then
-		cat <&3 >"$TMP/reg.err"
-		exec 3>&-
-		echo ERR
-		return
-	fi
-	read -r r <&3
-	exec 3>&-
-	echo "$r"
-}
+register() { special_request "$@"; }	# SPECIAL REQUEST
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 

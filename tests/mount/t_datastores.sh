@@ -12,20 +12,7 @@ SECRET="Bearer s3cr3t-$$-$RANDOM-token"
 NOBODY=65534
 
 # register REQUEST: the reply line, or "ERR" (the message in $TMP/reg.err)
-register()
-{
-	local r=
-	exec 3<>"$DS/register"
-	if ! printf '%s' "$1" >&3 2>/dev/null; then
-		cat <&3 >"$TMP/reg.err"
-		exec 3>&-
-		echo ERR
-		return
-	fi
-	read -r r <&3
-	exec 3>&-
-	echo "$r"
-}
+register() { special_request "$DS/register" "$1"; }
 # as_nobody CMD...: CMD as uid/gid 65534 without supplementary groups
 as_nobody() { setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups "$@"; }
 # pyrename FROM TO: one rename(2), its errno printed as sysop does
@@ -176,7 +163,7 @@ test_case register_refusals_name_the_problem
 expect_eq "ERR" "$(register "{\"name\": \"mydata\", \"type\": \"local\", \"path\": \"$TMP/data\"}")" "taken"
 grep -q "exists" "$TMP/reg.err" || fail "EEXIST message: $(cat "$TMP/reg.err")"
 expect_eq "ERR" "$(register "{\"name\": \".bad\", \"type\": \"local\", \"path\": \"$TMP/data\"}")" "bad name"
-grep -q "not a valid name" "$TMP/reg.err" || fail "name message"
+grep -q "invalid name" "$TMP/reg.err" || fail "name message"
 expect_eq "ERR" "$(register "{\"name\": \"x\", \"type\": \"local\", \"path\": \"$TMP/nope\"}")" "missing dir"
 expect_eq "ERR" "$(register "{\"name\": \"x\", \"type\": \"local\", \"path\": \"$SRC/tree/big.bin\"}")" "a file"
 expect_eq "ERR" "$(register '{"name": "x", "type": "s3", "url": "http://h/"}')" "bad type"

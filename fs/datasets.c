@@ -350,6 +350,51 @@ static int dsv_file_backing(struct fs_ctx *ctx, struct fs_node *node,
  * HTTP files have no descriptor: open pins a reader to the registered
  * version (dataset.json's etag, last_modified and size).
  */
+/*
+ * A local file passed its pin check at open; what it was then is kept,
+ * and every read first checks it is still so: a source rewritten while a
+ * reader holds it open gives EIO, not a mix of two versions (bytes the
+ * kernel already holds are the registered ones).
+ */
+struct dsv_open_pin {
+	off_t size;
+	struct timespec mtime;
+};
+
+static int dsv_pin_at_open(struct fs_handle *h)
+{
+	struct dsv_open_pin *p = malloc(sizeof(*p));
+	struct stat st;
+
+	if (!p)
+		return -ENOMEM;
+	if (fstat(h->backing_fd, &st) < 0) {
+		free(p);
+		return -errno;
+	}
+	p->size = st.st_size;
+	p->mtime = st.st_mtim;
+	h->kind_data = p;
+	return 0;
+}
+
+static int dsv_read_check(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	const struct dsv_open_pin *p = h->kind_data;
+	struct stat st;
+
+	if (!p)
+		return 0;
+	if (fstat(h->backing_fd, &st) < 0)
+		return -errno;
+	if (st.st_size == p->size && st.st_mtim.tv_sec == p->mtime.tv_sec &&
+	    st.st_mtim.tv_nsec == p->mtime.tv_nsec)
+		return 0;
+	return fs_refuse(ctx, "read", h->node, NULL, EIO, "the source changed "
+			 "since it was registered (while open): size %lld -> "
+			 "%lld", (long long)p->size, (long long)st.st_size);
+}
+
 static int dsv_file_opened(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	struct dsv_source s = { 0 };
@@ -360,7 +405,7 @@ static int dsv_file_opened(struct fs_ctx *ctx, struct fs_handle *h)
 	int rc;
 
 	if (h->backing_fd >= 0)
-		return 0;
+		return dsv_pin_at_open(h);
 	rc = dsv_source_get(ctx, h->node, &s);
 	if (rc < 0)
 		return rc;
@@ -402,11 +447,13 @@ static int dsv_file_open(struct fs_ctx *ctx, struct fs_node *node, int flags,
 	return dsv_file_backing(ctx, node, flags, fd);
 }
 
-/* Files with a descriptor are read from it by ops.c: this is HTTP. */
 static void dsv_file_release(struct fs_ctx *ctx, struct fs_handle *h)
 {
-	if (h->kind_data)
+	if (h->backing_fd >= 0)
+		free(h->kind_data);	/* the open pin */
+	else if (h->kind_data)
 		http_handle_release(ctx, h);
+	h->kind_data = NULL;
 }
 
 static const struct fs_kind kind_dsv_file = {
@@ -416,6 +463,7 @@ static const struct fs_kind kind_dsv_file = {
 	.backing_open = dsv_file_open,
 	.stat = dsv_file_stat,
 	.opened = dsv_file_opened,
+	.read_check = dsv_read_check,
 	.read = http_handle_read,
 	.release = dsv_file_release,
 	.erofs = 1,

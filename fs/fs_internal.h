@@ -270,6 +270,11 @@ struct fs_kind {
 	/* Optional: called at open, after the handle is made. 0 or -errno. */
 	int (*opened)(struct fs_ctx *ctx, struct fs_handle *h);
 	/*
+	 * Optional: called before each read from a backing descriptor; a
+	 * -errno fails the read (a pinned source changed while open).
+	 */
+	int (*read_check)(struct fs_ctx *ctx, struct fs_handle *h);
+	/*
 	 * Directories whose entries change outside the store (a run's
 	 * outputs/): the kernel never caches their listing.
 	 */

@@ -860,6 +860,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		special_reply_read(req, h, size, off);
 		return;
 	}
+	if (h->backing_fd >= 0 && n->id.kind->read_check &&
+	    (rc = n->id.kind->read_check(ctx, h)) < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	if (h->backing_fd >= 0) {
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 

@@ -82,6 +82,25 @@ rm "$F/arrays/a/y.npy"
 expect_errno EIO cat "$D/iris/1/files/arrays/a/y.npy"
 expect_eq "$(sha "$WS/datastore/arrays/a/b/x.npy")" "$(sha "$D/iris/1/files/arrays/a/b/x.npy")" "an unchanged file still reads"
 
+test_case a_source_changed_while_open_gives_eio
+printf 'p,q\n1,2\n' >"$F/iris/open.csv"
+expect_eq "opened 1" "$(register '{"name": "opened", "datastore": "default", "paths": ["iris/open.csv"]}')" "reply"
+"$PY" - "$D/opened/1/files/iris/open.csv" "$F/iris/open.csv" <<-'EOF' || fail "read while the source changes"
+	import errno, os, sys
+	fd = os.open(sys.argv[1], os.O_RDONLY)
+	assert os.pread(fd, 3, 0) == b"p,q"
+	with open(sys.argv[2], "a") as f:
+	    f.write("3,4\n")
+	os.sync()
+	with open("/proc/sys/vm/drop_caches", "w") as f:
+	    f.write("3")
+	try:
+	    os.pread(fd, 3, 0)
+	    sys.exit("read the changed source")
+	except OSError as e:
+	    assert e.errno == errno.EIO, e
+	EOF
+
 test_case copy_true_survives_change_and_deletion
 printf 'kept,bytes\n1,2\n' >"$F/iris/keep.csv"
 want=$(sha "$F/iris/keep.csv")
@@ -108,7 +127,7 @@ expect_eq "ERR" "$(register '{"name": "x", "datastore": "default", "paths": ["ir
 expect_errno ENOENT bash -c "printf '%s' '{\"name\": \"x\", \"datastore\": \"nope\", \"paths\": [\"a\"]}' >'$D/register'"
 expect_errno ENOENT bash -c "printf '%s' '{\"name\": \"x\", \"datastore\": \"default\", \"paths\": [\"none*\"]}' >'$D/register'"
 expect_errno EINVAL bash -c "printf '%s' '{\"name\": \"x/y\", \"datastore\": \"default\", \"paths\": [\"iris\"]}' >'$D/register'"
-expect_eq "iris kept register" "$(ls "$D" | tr '\n' ' ' | sed 's/ $//')" "nothing half-made"
+expect_eq "iris kept opened register" "$(ls "$D" | tr '\n' ' ' | sed 's/ $//')" "nothing half-made"
 
 test_case a_used_datastore_cannot_be_removed
 mkdir -p "$TMP/other"

@@ -13,11 +13,17 @@
  *      missing: readahead_top_up() starts a thread fetching the rest of
  *      the window while the reader goes on (one batch per file at a time;
  *      http_file_close() joins it).
- *   2. fetch_exact(): a random read smaller than a block, or a read of
+ *   2. stream_read(): a sequential read of a file over STREAM_MIN_SIZE
+ *      goes through the file's one stream (http_stream.c), which copies
+ *      the body of a long range GET straight into the caller's buffer;
+ *      unless another thread has the stream or it is elsewhere and in
+ *      use (STREAM_SKIP), then the read goes on to 3 or 4. Reads served
+ *      by 1 start no background batch once the file has a stream.
+ *   3. fetch_exact(): a random read smaller than a block, or a read of
  *      more than BIG_READ_BLOCKS blocks, is fetched as exactly its range
  *      (a large one split into parallel parts) straight into the caller's
  *      buffer; nothing is kept.
- *   3. fetch_blocks(): otherwise the missing blocks from the first one
+ *   4. fetch_blocks(): otherwise the missing blocks from the first one
  *      touched to the end of the window are fetched in parallel; the
  *      read is copied out of them and they are kept in the ring and the
  *      cache.
@@ -32,8 +38,9 @@
  *  1. Bytes reach the caller only from a transfer that passed every check
  *     against the pin, from the ring (filled only by such transfers) or
  *     from the cache under a key that includes the pin.
- *  2. f->mu guards streams, the ring and the read-ahead state and is
- *     never held across a transfer or a cache call. Two threads may fetch the same block at
+ *  2. f->mu guards streams, the ring, the read-ahead state and
+ *     stream_busy, and is never held across a transfer or a cache call.
+ *     f->stream is used only by the read that set stream_busy. Two threads may fetch the same block at
  *     once; both get the same bytes, one copy stays.
  */
 #include <errno.h>
@@ -42,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "http_internal.h"
 
@@ -49,6 +57,12 @@
 #define RA_STREAMS 4
 #define BIG_READ_BLOCKS 8
 #define RING_SLOTS ((int)(HTTP_RA_MAX / BLOCKCACHE_BLOCK) + BIG_READ_BLOCKS)
+/* Sequential reads of files over this go through the stream. */
+#define STREAM_MIN_SIZE (4ull * 1024 * 1024)
+#define STREAM_SKIP 1		/* stream_read(): use blocks instead */
+#define STREAM_AHEAD (8ull * 1024 * 1024)	/* how far ahead a read waits */
+#define STREAM_WAIT_NS 5000000L			/* and how long */
+#define STREAM_IDLE 0.01	/* seconds unused before it moves elsewhere */
 #define EXACT_PART (1u << 20)	/* a large exact read is split in parts of this */
 /* Block buffers kept for reuse per file: a top-up batch (half a window)
  * evicts about as many read blocks as it brings, so with this many
@@ -93,6 +107,12 @@ struct http_file {
 	uint64_t ra_first, ra_last;	/* the blocks of the batch */
 	int ra_rc;			/* how the last batch ended */
 	char ra_err[256];		/* and its message */
+	/* The stream (http_stream.c): one user at a time. */
+	struct http_stream *stream;	/* NULL until a sequential read */
+	int stream_busy;		/* a read is using it */
+	uint64_t stream_pos;		/* its position when not busy */
+	double stream_used;		/* when a read last gave it back */
+	pthread_cond_t stream_cv;	/* stream_busy went to 0 */
 };
 
 #define SET_ERR(...) \
@@ -171,6 +191,7 @@ int http_file_open(struct http_source *src, const char *path,
 	}
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->ra_done, NULL);
+	pthread_cond_init(&f->stream_cv, NULL);
 	f->src = src;
 	f->pin = *pin;
 	f->cache = cache;
@@ -203,6 +224,7 @@ void http_file_close(struct http_file *f)
 	pthread_mutex_unlock(&f->mu);
 	if (joinable)
 		pthread_join(f->ra_thread, NULL);
+	http_stream_free(f->stream);
 	for (int i = 0; i < RING_SLOTS; i++)
 		block_free(f->ring[i].data);
 	while (f->nspare > 0)
@@ -215,6 +237,7 @@ void http_file_close(struct http_file *f)
 	free(f->key);
 	free(f->path);
 	pthread_cond_destroy(&f->ra_done);
+	pthread_cond_destroy(&f->stream_cv);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 }
@@ -573,6 +596,76 @@ static void readahead_top_up(struct http_file *f, size_t len, uint64_t off,
 	readahead_start(f, end / BLOCK, last_block_of(f, end + window));
 }
 
+/* ---- the stream ------------------------------------------------------------------- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Whether a sequential read at @off may take the stream (caller holds
+ * f->mu): at its position; or, when no read was at it for STREAM_IDLE
+ * seconds, anywhere (the stream moves there).
+ */
+static int stream_fits(struct http_file *f, uint64_t off)
+{
+	return !f->stream_busy &&
+	       (!f->stream || off == f->stream_pos ||
+		now_s() - f->stream_used >= STREAM_IDLE);
+}
+
+/*
+ * Serves a sequential read through the stream. A read a little ahead of
+ * the stream (threads serving kernel read-ahead finish out of order)
+ * waits up to STREAM_WAIT for the reads before it. STREAM_SKIP when the
+ * stream is taken or elsewhere: the read goes through blocks instead.
+ */
+static int stream_read(struct http_file *f, unsigned char *buf, size_t len,
+		       uint64_t off, char *err, size_t errlen)
+{
+	struct timespec until;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += STREAM_WAIT_NS;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&f->mu);
+	while (!stream_fits(f, off) && f->stream &&
+	       (f->stream_busy || (off > f->stream_pos &&
+				   off - f->stream_pos <= STREAM_AHEAD)))
+		if (pthread_cond_timedwait(&f->stream_cv, &f->mu, &until))
+			break;
+	if (!stream_fits(f, off)) {
+		pthread_mutex_unlock(&f->mu);
+		return STREAM_SKIP;
+	}
+	f->stream_busy = 1;
+	pthread_mutex_unlock(&f->mu);
+	/* The stream is ours; only we touch f->stream now. */
+	rc = STORE_OK;
+	if (!f->stream)
+		rc = http_stream_new(f->src, &f->req, f->cache, f->key,
+				     &f->stream);
+	if (rc == STORE_OK)
+		rc = http_stream_read(f->stream, buf, len, off, err, errlen);
+	else
+		SET_ERR("cannot read '%s': out of memory", f->path);
+	pthread_mutex_lock(&f->mu);
+	f->stream_busy = 0;
+	f->stream_pos = f->stream ? http_stream_pos(f->stream) : 0;
+	f->stream_used = now_s();
+	pthread_cond_broadcast(&f->stream_cv);
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
 ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
 			uint64_t off, char *err, size_t errlen)
 {
@@ -594,10 +687,13 @@ ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
 		served = copy_present(f, buf, len, off);
 	}
 	if (served) {
-		if (window)
+		if (window && !f->stream)
 			readahead_top_up(f, len, off, window);
 		return (ssize_t)len;
 	}
+	if (window && f->pin.size > STREAM_MIN_SIZE &&
+	    (rc = stream_read(f, buf, len, off, err, errlen)) != STREAM_SKIP)
+		return rc == STORE_OK ? (ssize_t)len : rc;
 	if ((window == 0 && len < BLOCK) || blocks > BIG_READ_BLOCKS)
 		rc = fetch_exact(f, buf, len, off, err, errlen);
 	else

@@ -18,9 +18,13 @@
  *   pread_1m.run1.mibps ...           pread_1m.run1.ttfb ...
  *   pread_1m.mibps_ratio 0.93 x       (median over median curl)
  *   pread_1m.ttfb_ratio 1.10 x
+ *   pread_1m.first_read_ratio 1.05 x  (over `curl -r 0-1048575`'s total)
  * for pread_1m, pread_128k, pread_1m_cache, pread_128k_cache. A failed
  * measurement prints "name.error 1 flag" and a message on stderr.
- * The TTFB of a pread run is the time its first pread took to return.
+ * The TTFB of a pread run is the time its first pread took to return,
+ * so it includes the transfer of the whole first chunk: curl_first_1m
+ * and curl_first_128k time curl fetching just those bytes, for a fair
+ * ratio next to the one against curl's time to its first byte.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -109,17 +113,23 @@ static double median(const double *v, int n)
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-/* One curl run: MiB/s and TTFB in ms. 0 or -1. */
-static int curl_run(const char *url, uint64_t size, double *mibps,
-		    double *ttfb_ms)
+/* One curl run of the first @range bytes (0: all): MiB/s and TTFB in
+ * ms; for a range, *ttfb_ms is the time of the whole request. 0 or -1. */
+static int curl_run(const char *url, uint64_t size, uint64_t range,
+		    double *mibps, double *ttfb_ms)
 {
-	char cmd[512], out[128] = "";
+	char cmd[512], out[128] = "", r[64] = "";
 	double ttfb = 0, total = 0, got = 0;
 	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w "
+	if (range) {
+		snprintf(r, sizeof(r), "-r 0-%llu ",
+			 (unsigned long long)(range - 1));
+		size = range;
+	}
+	snprintf(cmd, sizeof(cmd), "curl -s %s-o /dev/null -w "
 		 "'%%{time_starttransfer} %%{time_total} %%{size_download}' '%s'",
-		 url);
+		 r, url);
 	if (!(p = popen(cmd, "r")))
 		return -1;
 	if (!fgets(out, sizeof(out), p))
@@ -136,7 +146,7 @@ static int curl_run(const char *url, uint64_t size, double *mibps,
 	if (total <= 0 || got != (double)size)
 		return -1;
 	*mibps = (double)size / MiB / total;
-	*ttfb_ms = ttfb * 1000;
+	*ttfb_ms = (range ? total : ttfb) * 1000;
 	return 0;
 }
 
@@ -200,18 +210,21 @@ struct series {
 	const char *name;
 	size_t chunk;		/* 0: curl */
 	int cached;
+	uint64_t range;		/* curl: only the first bytes */
 };
 
 int main(int argc, char **argv)
 {
 	static const struct series series[] = {
-		{ "curl", 0, 0 },
-		{ "pread_1m", MiB, 0 },
-		{ "pread_128k", 128 * 1024, 0 },
-		{ "pread_1m_cache", MiB, 1 },
-		{ "pread_128k_cache", 128 * 1024, 1 },
+		{ "curl", 0, 0, 0 },
+		{ "curl_first_1m", 0, 0, MiB },
+		{ "curl_first_128k", 0, 0, 128 * 1024 },
+		{ "pread_1m", MiB, 0, 0 },
+		{ "pread_128k", 128 * 1024, 0, 0 },
+		{ "pread_1m_cache", MiB, 1, 0 },
+		{ "pread_128k_cache", 128 * 1024, 1, 0 },
 	};
-	double curl_mibps = 0, curl_ttfb = 0;
+	double curl_mibps = 0, curl_ttfb = 0, first_1m = 0, first_128k = 0;
 	int64_t size_mib = 1024, runs = 3;
 	uint64_t size;
 	struct http_source *src = NULL;
@@ -245,7 +258,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/* Warm the page cache, so the first run is not the disk's. */
-	curl_run(url, size, &curl_mibps, &curl_ttfb);
+	curl_run(url, size, 0, &curl_mibps, &curl_ttfb);
 	for (size_t s = 0; s < sizeof(series) / sizeof(series[0]); s++) {
 		const struct series *se = &series[s];
 		double mibps[MAX_RUNS], ttfb[MAX_RUNS];
@@ -255,8 +268,8 @@ int main(int argc, char **argv)
 			ok = se->chunk ? pread_run(&pin, size, se->chunk,
 						   se->cached, &mibps[r],
 						   &ttfb[r]) == 0
-				       : curl_run(url, size, &mibps[r],
-						  &ttfb[r]) == 0;
+				       : curl_run(url, size, se->range,
+						  &mibps[r], &ttfb[r]) == 0;
 			if (!ok)
 				break;
 			printf("%s.run%d.mibps %.1f MiB/s\n", se->name, r + 1,
@@ -270,14 +283,23 @@ int main(int argc, char **argv)
 		}
 		printf("%s.mibps %.1f MiB/s\n", se->name, median(mibps, (int)runs));
 		printf("%s.ttfb %.3f ms\n", se->name, median(ttfb, (int)runs));
-		if (se->chunk == 0) {
+		if (se->range == MiB) {
+			first_1m = median(ttfb, (int)runs);
+		} else if (se->range) {
+			first_128k = median(ttfb, (int)runs);
+		} else if (se->chunk == 0) {
 			curl_mibps = median(mibps, (int)runs);
 			curl_ttfb = median(ttfb, (int)runs);
 		} else if (curl_mibps > 0 && curl_ttfb > 0) {
+			double first = se->chunk == MiB ? first_1m : first_128k;
+
 			printf("%s.mibps_ratio %.3f x\n", se->name,
 			       median(mibps, (int)runs) / curl_mibps);
 			printf("%s.ttfb_ratio %.3f x\n", se->name,
 			       median(ttfb, (int)runs) / curl_ttfb);
+			if (first > 0)	/* against curl's time for those bytes */
+				printf("%s.first_read_ratio %.3f x\n", se->name,
+				       median(ttfb, (int)runs) / first);
 		}
 		fflush(stdout);
 	}

@@ -4,7 +4,7 @@
  *
  * A stream is one range GET at a time over a long stretch of the file
  * ([pos, pos + request length), the length doubling from STREAM_REQ_MIN
- * to STREAM_REQ_MAX), driven by the reader itself: http_stream_read()
+ * to STREAM_REQ_MAX: the first is short, so its first bytes come soon), driven by the reader itself: http_stream_read()
  * runs the transfer until the caller's buffer is full, and curl's write
  * callback copies the body straight into that buffer. Bytes of a
  * callback past the end of the buffer go to a small stash the next read
@@ -33,8 +33,9 @@
 
 #include "http_internal.h"
 
-#define STREAM_BUF (128u * 1024u)	/* curl's receive buffer */
-#define STREAM_REQ_MIN (16ull * 1024 * 1024)
+#define STREAM_BUF (128u * 1024u)	/* curl's largest receive buffer */
+#define STREAM_BUF_MIN (16u * 1024u)	/* and its smallest (curl's default) */
+#define STREAM_REQ_MIN (1ull * 1024 * 1024)	/* first request */
 #define STREAM_REQ_MAX (64ull * 1024 * 1024)
 #define BLOCK ((uint64_t)BLOCKCACHE_BLOCK)
 
@@ -243,10 +244,23 @@ static size_t stream_write(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* Starts the request for the bytes after recv_pos. */
+/*
+ * Starts the request for the bytes after recv_pos. curl's receive buffer
+ * is an eighth of the read (16-128 KiB): what a callback brings past the
+ * end of a read goes through the stash, a second copy, so the buffer is
+ * kept small against reads; but larger buffers take fewer calls. The
+ * first request keeps curl's default: a fresh large buffer costs page
+ * faults before the first byte.
+ */
 static int stream_start(struct http_stream *s, char *err, size_t errlen)
 {
 	uint64_t size = s->req->pin->size;
+	size_t buf = s->need / 8;
+
+	if (buf > STREAM_BUF)
+		buf = STREAM_BUF;
+	if (buf < STREAM_BUF_MIN || s->req_len == STREAM_REQ_MIN)
+		buf = STREAM_BUF_MIN;
 
 	memset(&s->x, 0, sizeof(s->x));
 	s->x.start = s->recv_pos;
@@ -258,7 +272,7 @@ static int stream_start(struct http_stream *s, char *err, size_t errlen)
 	if (http_xfer_setup(s->src, s->req, &s->x) != STORE_OK ||
 	    curl_easy_setopt(s->x.h, CURLOPT_WRITEFUNCTION, stream_write) ||
 	    curl_easy_setopt(s->x.h, CURLOPT_WRITEDATA, s) ||
-	    curl_easy_setopt(s->x.h, CURLOPT_BUFFERSIZE, (long)STREAM_BUF) ||
+	    curl_easy_setopt(s->x.h, CURLOPT_BUFFERSIZE, (long)buf) ||
 	    curl_multi_add_handle(s->m, s->x.h) != CURLM_OK) {
 		if (s->x.h)
 			http_handle_put(s->src, s->x.h);

@@ -4,7 +4,10 @@
  * from a private nginx on 127.0.0.1 (nginx_fixture). Not a test: it
  * asserts nothing; scripts/bench reads its output and applies targets.
  *
- *   http_bench [--size-mib N] [--runs N]      (defaults: 1024, 3)
+ *   http_bench [--size-mib N] [--runs N] [--only NAME]
+ *
+ * Defaults: 1024 MiB, 3 runs, every series; --only runs curl and the
+ * series NAME (e.g. pread_128k), for profiling.
  *
  * The file is generated pseudo-random data (each 8-byte word a hash of
  * its offset, so any read can be checked cheaply: the first and last
@@ -17,6 +20,8 @@
  *   curl.run1.mibps 2011.3 MiB/s      curl.run1.ttfb 0.412 ms
  *   pread_1m.run1.mibps ...           pread_1m.run1.ttfb ...
  *   pread_1m.mibps_ratio 0.93 x       (median over median curl)
+ *   pread_1m.mibps_ratio_paired 0.95 x (median of each run over a curl
+ *                                      run just before it)
  *   pread_1m.ttfb_ratio 1.10 x
  *   pread_1m.first_read_ratio 1.05 x  (over `curl -r 0-1048575`'s total)
  * for pread_1m, pread_128k, pread_1m_cache, pread_128k_cache. A failed
@@ -230,16 +235,21 @@ int main(int argc, char **argv)
 	struct http_source *src = NULL;
 	struct http_stat pin;
 	char path[PATH_MAX + 16], url[128], err[512] = "";
+	const char *only = NULL;
 	int rc = 1;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--only") == 0) {
+			only = argv[i + 1];
+			continue;
+		}
 		int64_t *v = strcmp(argv[i], "--size-mib") == 0 ? &size_mib :
 			      strcmp(argv[i], "--runs") == 0 ? &runs : NULL;
 
 		if (!v || parse_int64(argv[i + 1], strlen(argv[i + 1]), v) ||
 		    *v <= 0 || *v > 1 << 20 || (v == &runs && *v > MAX_RUNS)) {
 			fprintf(stderr, "usage: http_bench [--size-mib N] "
-				"[--runs 1..%d]\n", MAX_RUNS);
+				"[--runs 1..%d] [--only NAME]\n", MAX_RUNS);
 			return 2;
 		}
 	}
@@ -261,10 +271,19 @@ int main(int argc, char **argv)
 	curl_run(url, size, 0, &curl_mibps, &curl_ttfb);
 	for (size_t s = 0; s < sizeof(series) / sizeof(series[0]); s++) {
 		const struct series *se = &series[s];
-		double mibps[MAX_RUNS], ttfb[MAX_RUNS];
+		double mibps[MAX_RUNS], ttfb[MAX_RUNS], pair[MAX_RUNS];
 		int ok = 1;
 
+		if (only && se->chunk && strcmp(only, se->name) != 0)
+			continue;
 		for (int r = 0; r < (int)runs && ok; r++) {
+			double c_mibps = 0, c_ttfb;
+
+			/* Each pread run next to a curl run of its own: the
+			 * machine's load drifts between series. */
+			if (se->chunk &&
+			    curl_run(url, size, 0, &c_mibps, &c_ttfb) != 0)
+				c_mibps = 0;
 			ok = se->chunk ? pread_run(&pin, size, se->chunk,
 						   se->cached, &mibps[r],
 						   &ttfb[r]) == 0
@@ -275,6 +294,10 @@ int main(int argc, char **argv)
 			printf("%s.run%d.mibps %.1f MiB/s\n", se->name, r + 1,
 			       mibps[r]);
 			printf("%s.run%d.ttfb %.3f ms\n", se->name, r + 1, ttfb[r]);
+			pair[r] = c_mibps > 0 ? mibps[r] / c_mibps : 0;
+			if (se->chunk)
+				printf("%s.run%d.mibps_ratio_paired %.3f x\n",
+				       se->name, r + 1, pair[r]);
 			fflush(stdout);
 		}
 		if (!ok) {
@@ -295,6 +318,8 @@ int main(int argc, char **argv)
 
 			printf("%s.mibps_ratio %.3f x\n", se->name,
 			       median(mibps, (int)runs) / curl_mibps);
+			printf("%s.mibps_ratio_paired %.3f x\n", se->name,
+			       median(pair, (int)runs));
 			printf("%s.ttfb_ratio %.3f x\n", se->name,
 			       median(ttfb, (int)runs) / curl_ttfb);
 			if (first > 0)	/* against curl's time for those bytes */

@@ -16,9 +16,10 @@
  *   2. stream_read(): a sequential read of a file over STREAM_MIN_SIZE
  *      goes through the file's one stream (http_stream.c), which copies
  *      the body of a long range GET straight into the caller's buffer;
- *      unless another thread has the stream or it is elsewhere and in
- *      use (STREAM_SKIP), then the read goes on to 3 or 4. Reads served
- *      by 1 start no background batch once the file has a stream.
+ *      unless the stream went past the read (STREAM_BEHIND: fetched as
+ *      in 3) or serves another reader (STREAM_SKIP: the read goes on
+ *      to 3 or 4). Reads served by 1 start no background batch in a
+ *      file this large: the stream reads ahead for them.
  *   3. fetch_exact(): a random read smaller than a block, or a read of
  *      more than BIG_READ_BLOCKS blocks, is fetched as exactly its range
  *      (a large one split into parallel parts) straight into the caller's
@@ -29,9 +30,11 @@
  *      cache.
  *
  * Streams (classify()): RA_STREAMS slots remember where recent reads
- * ended. A read starting exactly there, or at offset 0, continues a
- * stream and doubles its window from HTTP_RA_MIN to HTTP_RA_MAX (divided
- * among the sequential streams, so they fit the ring together); any other
+ * ended. A read starting exactly there, or at offset 0, or in a
+ * sequential stream up to RA_SLACK reads of its size before or after
+ * (near_next()), continues a stream and doubles its window from
+ * HTTP_RA_MIN to HTTP_RA_MAX (divided among the sequential streams, so
+ * they fit the ring together); any other
  * read replaces the least recently used slot with a window of 0.
  *
  * Invariants
@@ -40,8 +43,9 @@
  *     from the cache under a key that includes the pin.
  *  2. f->mu guards streams, the ring, the read-ahead state and
  *     stream_busy, and is never held across a transfer or a cache call.
- *     f->stream is used only by the read that set stream_busy. Two threads may fetch the same block at
- *     once; both get the same bytes, one copy stays.
+ *     f->stream is used only by the read that set stream_busy. Two
+ *     threads may fetch the same block at once; both get the same
+ *     bytes, one copy stays.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -55,13 +59,18 @@
 
 #define BLOCK ((uint64_t)BLOCKCACHE_BLOCK)
 #define RA_STREAMS 4
+#define RA_SLACK 8	/* see near_next() */
 #define BIG_READ_BLOCKS 8
 #define RING_SLOTS ((int)(HTTP_RA_MAX / BLOCKCACHE_BLOCK) + BIG_READ_BLOCKS)
 /* Sequential reads of files over this go through the stream. */
 #define STREAM_MIN_SIZE (4ull * 1024 * 1024)
-#define STREAM_SKIP 1		/* stream_read(): use blocks instead */
+/* stream_place() and stream_read() results besides STORE_* codes */
+#define STREAM_TAKE 1		/* the read may use the stream */
+#define STREAM_WAIT 2		/* it is a little ahead of the stream */
+#define STREAM_SKIP 3		/* the stream serves another reader: blocks */
+#define STREAM_BEHIND 4		/* the stream went past it: fetch exactly */
 #define STREAM_AHEAD (8ull * 1024 * 1024)	/* how far ahead a read waits */
-#define STREAM_WAIT_NS 5000000L			/* and how long */
+#define STREAM_WAIT_S 0.005			/* and how long */
 #define STREAM_IDLE 0.01	/* seconds unused before it moves elsewhere */
 #define EXACT_PART (1u << 20)	/* a large exact read is split in parts of this */
 /* Block buffers kept for reuse per file: a top-up batch (half a window)
@@ -244,6 +253,22 @@ void http_file_close(struct http_file *f)
 
 /* ---- streams ------------------------------------------------------------------------- */
 
+/*
+ * Whether a read of [off, off + len) continues stream @t: it starts
+ * where the stream ended, or, in a sequential stream, at most
+ * RA_SLACK reads of its size before or after (threads serving kernel
+ * read-ahead finish out of order).
+ */
+static int near_next(const struct ra_stream *t, uint64_t off, size_t len)
+{
+	uint64_t slack = (uint64_t)len * RA_SLACK;
+
+	if (off == t->next)
+		return 1;
+	return t->window && (off > t->next ? off - t->next : t->next - off) <=
+			    slack;
+}
+
 /* The read-ahead window for a read of [off, off + len): 0 when random. */
 static uint64_t classify(struct http_file *f, uint64_t off, size_t len)
 {
@@ -255,7 +280,7 @@ static uint64_t classify(struct http_file *f, uint64_t off, size_t len)
 	for (int i = 0; i < RA_STREAMS && !s; i++) {
 		struct ra_stream *t = &f->streams[i];
 
-		if (t->used && t->next == off)
+		if (t->used && near_next(t, off, len))
 			s = t;
 		else if (t->used < lru->used)
 			lru = t;
@@ -268,7 +293,8 @@ static uint64_t classify(struct http_file *f, uint64_t off, size_t len)
 		s = lru;
 		s->window = off == 0 ? HTTP_RA_MIN : 0;
 	}
-	s->next = off + len;
+	if (!s->window || off + len > s->next)
+		s->next = off + len;
 	s->used = f->clock;
 	for (int i = 0; i < RA_STREAMS; i++)
 		nseq += f->streams[i].window > 0;
@@ -482,6 +508,7 @@ static int fetch_and_keep(struct http_file *f, uint64_t first, uint64_t last,
 		return STORE_NOMEM;
 	}
 	rc = n ? http_xfer_run(f->src, &f->req, x, n, err, errlen) : STORE_OK;
+
 	if (rc != STORE_OK) {
 		xfers_free(f, x, n);
 		return rc;
@@ -607,44 +634,59 @@ static double now_s(void)
 }
 
 /*
- * Whether a sequential read at @off may take the stream (caller holds
- * f->mu): at its position; or, when no read was at it for STREAM_IDLE
- * seconds, anywhere (the stream moves there).
+ * Where a sequential read at @off stands to the stream (caller holds
+ * f->mu): STREAM_TAKE it may use it now, STREAM_WAIT it is a little ahead
+ * of it (at most STREAM_AHEAD) and should wait for the reads before it,
+ * STREAM_BEHIND the stream went past it, STREAM_SKIP the stream serves
+ * another reader. A stream unused for STREAM_IDLE seconds goes anywhere.
  */
-static int stream_fits(struct http_file *f, uint64_t off)
+static int stream_place(struct http_file *f, uint64_t off)
 {
-	return !f->stream_busy &&
-	       (!f->stream || off == f->stream_pos ||
-		now_s() - f->stream_used >= STREAM_IDLE);
+	uint64_t pos = f->stream_pos;
+
+	if (!f->stream_busy && (!f->stream || off == pos))
+		return STREAM_TAKE;
+	if (!f->stream || (off > pos && off - pos <= STREAM_AHEAD))
+		return STREAM_WAIT;	/* (or the first reader makes it) */
+	if (!f->stream_busy && now_s() - f->stream_used >= STREAM_IDLE)
+		return STREAM_TAKE;
+	return off < pos && pos - off <= STREAM_AHEAD ? STREAM_BEHIND :
+							  STREAM_SKIP;
 }
 
 /*
  * Serves a sequential read through the stream. A read a little ahead of
  * the stream (threads serving kernel read-ahead finish out of order)
- * waits up to STREAM_WAIT for the reads before it. STREAM_SKIP when the
- * stream is taken or elsewhere: the read goes through blocks instead.
+ * waits while the stream serves the reads before it, and up to
+ * STREAM_WAIT_S for one that has not come: then the stream moves to it.
+ * STREAM_SKIP when the stream serves another reader (the read goes
+ * through blocks), STREAM_BEHIND when it went past the read (which is
+ * fetched exactly: read-ahead there is behind the reader already).
  */
 static int stream_read(struct http_file *f, unsigned char *buf, size_t len,
 		       uint64_t off, char *err, size_t errlen)
 {
-	struct timespec until;
-	int rc;
+	int rc, place;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += STREAM_WAIT_NS;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&f->mu);
-	while (!stream_fits(f, off) && f->stream &&
-	       (f->stream_busy || (off > f->stream_pos &&
-				   off - f->stream_pos <= STREAM_AHEAD)))
-		if (pthread_cond_timedwait(&f->stream_cv, &f->mu, &until))
+	/* A busy stream's reader returns within the stall timeout; a free
+	 * one is waited for STREAM_WAIT_S since a read last gave it back. */
+	while ((place = stream_place(f, off)) == STREAM_WAIT) {
+		double left = f->stream_busy ? 0.1 :
+			      f->stream_used + STREAM_WAIT_S - now_s();
+		struct timespec until;
+
+		if (left <= 0)
 			break;
-	if (!stream_fits(f, off)) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (long)(left * 1e9);
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&f->stream_cv, &f->mu, &until);
+	}
+	if (place != STREAM_TAKE && place != STREAM_WAIT) {
 		pthread_mutex_unlock(&f->mu);
-		return STREAM_SKIP;
+		return place;
 	}
 	f->stream_busy = 1;
 	pthread_mutex_unlock(&f->mu);
@@ -687,12 +729,18 @@ ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
 		served = copy_present(f, buf, len, off);
 	}
 	if (served) {
-		if (window && !f->stream)
+		if (window && f->pin.size <= STREAM_MIN_SIZE)
 			readahead_top_up(f, len, off, window);
 		return (ssize_t)len;
 	}
-	if (window && f->pin.size > STREAM_MIN_SIZE &&
-	    (rc = stream_read(f, buf, len, off, err, errlen)) != STREAM_SKIP)
+	rc = STREAM_SKIP;
+	if (window && f->pin.size > STREAM_MIN_SIZE)
+		rc = stream_read(f, buf, len, off, err, errlen);
+
+
+	if (rc == STREAM_BEHIND)
+		rc = fetch_exact(f, buf, len, off, err, errlen);
+	if (rc != STREAM_SKIP)
 		return rc == STORE_OK ? (ssize_t)len : rc;
 	if ((window == 0 && len < BLOCK) || blocks > BIG_READ_BLOCKS)
 		rc = fetch_exact(f, buf, len, off, err, errlen);

@@ -220,7 +220,8 @@ static size_t stream_write(char *data, size_t size, size_t nmemb, void *arg)
 		}
 		/* The stash is empty while a read is not full (the read took
 		 * it first); make it hold the rest of this chunk. */
-		unsigned char *p = realloc(s->stash, rest);
+		size_t cap = rest > STREAM_BUF ? rest : STREAM_BUF;
+		unsigned char *p = realloc(s->stash, cap);
 
 		if (!p) {
 			snprintf(s->err, sizeof(s->err),
@@ -228,7 +229,7 @@ static size_t stream_write(char *data, size_t size, size_t nmemb, void *arg)
 			return stream_fail(s, STORE_NOMEM);
 		}
 		s->stash = p;
-		s->stash_cap = rest;
+		s->stash_cap = cap;
 		s->stash_off = 0;
 	}
 	http_count_fetched(s->src, n);
@@ -282,6 +283,7 @@ static int stream_start(struct http_stream *s, char *err, size_t errlen)
 	}
 	if (s->req_len < STREAM_REQ_MAX)
 		s->req_len *= 2;
+
 	return STORE_OK;
 }
 

@@ -28,7 +28,9 @@
  *
  * Read-ahead
  *  Each file tracks a few read streams. A read starting where a stream
- *  ended (or at offset 0) is sequential, any other read is random.
+ *  ended (or at offset 0), or up to 8 reads of its size before or after
+ *  that in a stream already sequential, is sequential; any other read is
+ *  random.
  *
  *  Sequential reads of a file over 4 MiB whose bytes are not at hand go
  *  through the file's stream: one range GET at a time over the next
@@ -37,9 +39,11 @@
  *  for, one copy after the socket). Bytes that arrive past the end of a
  *  read wait for the next one in a stash of up to 128 KiB; past that the
  *  transfer pauses and TCP holds the rest. One thread uses the stream at
- *  a time; a read at most 8 MiB ahead of it waits up to 5 ms for the
- *  reads before it (threads serving kernel read-ahead finish out of
- *  order); a read that cannot have it goes through blocks as below. A
+ *  a time; a read at most 8 MiB ahead of it waits while the stream
+ *  serves the reads before it, and up to 5 ms for one that has not come
+ *  (threads serving kernel read-ahead finish out of order), then the
+ *  stream moves to it; a read the stream went past is fetched exactly;
+ *  a read while the stream serves another reader goes through blocks. A
  *  stream request that fails after the file was not read for a second
  *  (the server may have dropped an idle connection) is tried once more.
  *

@@ -63,6 +63,7 @@ struct http_stream {
 	size_t blk_len;			/* bytes of it gathered; see gather() */
 	int blk_on;			/* gathering (began at a block start) */
 	double idle_since;		/* when the last read returned */
+	int req_idled;			/* the request sat idle for 1 s or more */
 	double last_rx;			/* when a read last got bytes */
 	int rc;				/* a failure the callback found */
 	char err[256];
@@ -269,6 +270,7 @@ static int stream_start(struct http_stream *s, char *err, size_t errlen)
 			    size - s->recv_pos : s->req_len);
 	s->checked = 0;
 	s->paused = 0;
+	s->req_idled = 0;
 	s->rc = STORE_OK;
 	if (http_xfer_setup(s->src, s->req, &s->x) != STORE_OK ||
 	    curl_easy_setopt(s->x.h, CURLOPT_WRITEFUNCTION, stream_write) ||
@@ -361,14 +363,17 @@ static int stream_drive(struct http_stream *s, char *err, size_t errlen)
 int http_stream_read(struct http_stream *s, unsigned char *dst, size_t len,
 		     uint64_t off, char *err, size_t errlen)
 {
-	/* A request idle for long may have timed out meanwhile: it gets
-	 * one fresh try before its error counts. */
-	int retry = now_s() - s->idle_since >= 1.0, rc = STORE_OK;
+	int retried = 0, idled, rc = STORE_OK;
 
 	if (off != s->pos) {
 		s->pos = off;
 		stream_drop(s);
 	}
+	/* The server may drop a connection that sat idle (and curl may
+	 * time it out): a request that did gets one fresh try when it fails,
+	 * at whichever later read finds out. */
+	if (s->x.h && now_s() - s->idle_since >= 1.0)
+		s->req_idled = 1;
 	s->dst = dst;
 	s->need = len;
 	s->got = s->stash_len < len ? s->stash_len : len;
@@ -382,11 +387,16 @@ int http_stream_read(struct http_stream *s, unsigned char *dst, size_t len,
 			break;
 		if ((rc = stream_drive(s, err, errlen)) == STORE_OK)
 			continue;
+		idled = s->req_idled;
 		s->pos = off + s->got;
 		stream_drop(s);
-		if (!retry || rc != STORE_IO)
+		if (s->got == s->need) {	/* the end came after our bytes */
+			rc = STORE_OK;
 			break;
-		retry = 0;
+		}
+		if (!idled || retried || rc != STORE_IO)
+			break;
+		retried = 1;
 	}
 	s->pos = off + s->got;
 	s->dst = NULL;

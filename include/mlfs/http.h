@@ -44,8 +44,8 @@
  *  (threads serving kernel read-ahead finish out of order), then the
  *  stream moves to it; a read the stream went past is fetched exactly;
  *  a read while the stream serves another reader goes through blocks. A
- *  stream request that fails after the file was not read for a second
- *  (the server may have dropped an idle connection) is tried once more.
+ *  stream request that fails after it sat unread for a second or more
+ *  (the server may have dropped the idle connection) is tried once more.
  *
  *  Other sequential reads use blocks: the stream's window doubles from
  *  HTTP_RA_MIN up to HTTP_RA_MAX and whole BLOCKCACHE_BLOCK blocks of the

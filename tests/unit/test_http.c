@@ -833,15 +833,17 @@ Test(http, a_server_frozen_mid_sequential_read_gives_an_error_in_time)
 Test(http, a_sequential_read_resumes_after_an_idle_dropped_connection)
 {
 	struct http_source *src = source(NULL);
-	unsigned char *want = serve("r.bin", 16 * MiB, 18);
+	unsigned char *want = serve("r.bin", 24 * MiB, 18);
 	unsigned char *buf = malloc(128 * 1024);
 	struct http_stat st;
 	struct http_file *f = open_file(src, "r.bin", &st, NULL);
 	size_t off = 0;
 
 	cr_assert_not_null(buf);
-	for (; off < 16 * MiB; off += 128 * 1024) {
-		if (off == 3 * MiB / 2) {	/* mid-request */
+	for (; off < 24 * MiB; off += 128 * 1024) {
+		/* The stream's requests are 1, 2, 4, 8, 16 MiB long: this is
+		 * 1 MiB into one of 16 MiB, more than the socket holds. */
+		if (off == 16 * MiB) {
 			cr_assert_eq(nginx_fixture_restart(&nx), 0);
 			nanosleep(&(struct timespec){ 1, 200000000 }, NULL);
 		}

@@ -274,6 +274,11 @@ int http_source_parallel(const struct http_source *src)
 	return src->opt.parallel;
 }
 
+long http_source_stall_s(const struct http_source *src)
+{
+	return src->opt.stall_timeout_s;
+}
+
 void http_headers_free(struct curl_slist *list)
 {
 	for (struct curl_slist *l = list; l; l = l->next)

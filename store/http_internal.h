@@ -55,8 +55,9 @@ int http_source_headers(struct http_source *src, const char *extra,
 /* Wipes the values in @list (they may be secrets) and frees it. */
 void http_headers_free(struct curl_slist *list);
 
-/* options.parallel after defaults. */
+/* options.parallel and options.stall_timeout_s after defaults. */
 int http_source_parallel(const struct http_source *src);
+long http_source_stall_s(const struct http_source *src);
 
 /* ---- shared by http.c and http_xfer.c ---- */
 
@@ -86,6 +87,24 @@ const char *http_curl_msg(CURLcode code, char *buf, size_t len);
 void http_count_fetched(struct http_source *src, size_t n);
 
 /*
+ * Makes @x->h (from the pool) a range GET of [@x->start, @x->start +
+ * @x->len) of @req with the pin's conditions, writing into @x->buf.
+ * STORE_OK or STORE_NOMEM (@x->h may then be set: give it back).
+ */
+int http_xfer_setup(struct http_source *src, const struct http_req *req,
+		    struct http_xfer *x);
+
+/*
+ * Checks the response of @x->h so far (status @status; its headers are
+ * all in, the body may not be) against @req->pin: 412, 416 or an unmet
+ * time condition, the Content-Range of a 206 against the range asked
+ * and the pinned size, ETag and Last-Modified. STORE_OK for a 200 or 206
+ * that matches, else the error of http_file_pread() with its message.
+ */
+int http_xfer_check_response(const struct http_req *req, struct http_xfer *x,
+			     long status, char *err, size_t errlen);
+
+/*
  * Runs the @n transfers of @x, options.parallel at once, stopping at the
  * first failure. STORE_OK when every range was received whole and matches
  * @req->pin, else the first error (see http_file_pread() in http.h) with
@@ -93,5 +112,32 @@ void http_count_fetched(struct http_source *src, size_t n);
  */
 int http_xfer_run(struct http_source *src, const struct http_req *req,
 		  struct http_xfer *x, size_t n, char *err, size_t errlen);
+
+/* ---- streams (http_stream.c) ---- */
+
+/*
+ * A stream serves sequential reads of one file from one long range GET
+ * at a time, copying the body straight into the reader's buffer. One
+ * thread at a time may use a stream. @req and @key must outlive it; with
+ * @cache (may be NULL) whole blocks that pass through are put into it.
+ * STORE_OK and *out, or STORE_NOMEM.
+ */
+struct http_stream;
+int http_stream_new(struct http_source *src, const struct http_req *req,
+		    struct blockcache *cache, const char *key,
+		    struct http_stream **out);
+void http_stream_free(struct http_stream *s);
+
+/* Where the stream's next read would continue without a new request. */
+uint64_t http_stream_pos(const struct http_stream *s);
+
+/*
+ * Reads exactly [@off, @off + @len) (inside the pinned size) into @dst.
+ * At another offset than http_stream_pos() the request under way is
+ * dropped and a new one starts at @off. STORE_OK, or an error of
+ * http_file_pread() with its message (the stream then starts afresh).
+ */
+int http_stream_read(struct http_stream *s, unsigned char *dst, size_t len,
+		     uint64_t off, char *err, size_t errlen);
 
 #endif /* MLFS_HTTP_INTERNAL_H */

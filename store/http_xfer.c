@@ -86,8 +86,8 @@ static size_t xfer_write(char *data, size_t size, size_t nmemb, void *arg)
 	return x->body_pos > end ? 0 : n;	/* a 206 longer than asked */
 }
 
-static int xfer_setup(struct http_source *src, const struct http_req *req,
-		      struct http_xfer *x)
+int http_xfer_setup(struct http_source *src, const struct http_req *req,
+		    struct http_xfer *x)
 {
 	const struct http_stat *pin = req->pin;
 	char range[64];
@@ -194,6 +194,14 @@ static int xfer_check_version(const struct http_req *req, struct http_xfer *x,
 	return STORE_OK;
 }
 
+int http_xfer_check_response(const struct http_req *req, struct http_xfer *x,
+			     long status, char *err, size_t errlen)
+{
+	int rc = xfer_check_status(req, x, status, err, errlen);
+
+	return rc != STORE_OK ? rc : xfer_check_version(req, x, err, errlen);
+}
+
 /* The result of transfer @x that curl finished with @code. */
 static int xfer_check(const struct http_req *req, struct http_xfer *x,
 		      CURLcode code, char *err, size_t errlen)
@@ -211,9 +219,7 @@ static int xfer_check(const struct http_req *req, struct http_xfer *x,
 		return STORE_IO;
 	}
 	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
-	if ((rc = xfer_check_status(req, x, status, err, errlen)) != STORE_OK)
-		return rc;
-	if ((rc = xfer_check_version(req, x, err, errlen)) != STORE_OK)
+	if ((rc = http_xfer_check_response(req, x, status, err, errlen)))
 		return rc;
 	if (x->got != x->len) {
 		SET_ERR("cannot read '%s': short response (%zu of %zu bytes)",
@@ -241,7 +247,7 @@ static int xfer_start_more(struct http_source *src, const struct http_req *req,
 	while (*active < (size_t)http_source_parallel(src) && *next < n) {
 		struct http_xfer *t = &x[(*next)++];
 
-		if (xfer_setup(src, req, t) != STORE_OK ||
+		if (http_xfer_setup(src, req, t) != STORE_OK ||
 		    curl_multi_add_handle(m, t->h) != CURLM_OK)
 			return STORE_NOMEM;
 		(*active)++;

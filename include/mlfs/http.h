@@ -18,7 +18,8 @@
  *    name the relative path, the HTTP status or curl's generic error text.
  *    Redirects are not followed, so headers never reach another host.
  *  - No call hangs: connecting, a stalled transfer and a whole request
- *    each have a timeout (struct http_options).
+ *    each have a timeout (struct http_options). A stream's transfer
+ *    counts as stalled only while a read waits on it.
  *
  * Life cycle
  *  http_source_new() -> http_stat() / http_file_open() -> http_file_pread()
@@ -27,19 +28,40 @@
  *
  * Read-ahead
  *  Each file tracks a few read streams. A read starting where a stream
- *  ended (or at offset 0) is sequential: the stream's window doubles from
+ *  ended (or at offset 0), or up to 8 reads of its size before or after
+ *  that in a stream already sequential, is sequential; any other read is
+ *  random.
+ *
+ *  Sequential reads of a file over 4 MiB whose bytes are not at hand go
+ *  through the file's stream: one range GET at a time over the next
+ *  16 MiB, doubling up to 64 MiB, that the reading thread drives itself,
+ *  its body copied straight into the caller's buffer (no batch to wait
+ *  for, one copy after the socket). Bytes that arrive past the end of a
+ *  read wait for the next one in a stash of up to 128 KiB; past that the
+ *  transfer pauses and TCP holds the rest. One thread uses the stream at
+ *  a time; a read at most 8 MiB ahead of it waits while the stream
+ *  serves the reads before it, and up to 5 ms for one that has not come
+ *  (threads serving kernel read-ahead finish out of order), then the
+ *  stream moves to it; a read the stream went past is fetched exactly;
+ *  a read while the stream serves another reader goes through blocks. A
+ *  stream request that fails after it sat unread for a second or more
+ *  (the server may have dropped the idle connection) is tried once more.
+ *
+ *  Other sequential reads use blocks: the stream's window doubles from
  *  HTTP_RA_MIN up to HTTP_RA_MAX and whole BLOCKCACHE_BLOCK blocks of the
  *  window are fetched, up to options.parallel at once on separate
  *  connections, each time the reader gets within half a window of the
  *  end of what is fetched: in a background thread of the file (one batch
  *  at a time), so the reader goes on meanwhile, or by the read itself when
- *  it finds its block missing. Any other read is random: when it is smaller
- *  than a block it fetches exactly the bytes asked for (so random 4 KiB
- *  reads fetch 4 KiB each) and is not cached. Fetched blocks are kept in
- *  memory and in the block cache when the file has one. Memory per file:
- *  up to HTTP_RA_MAX + 2 MiB of kept blocks, plus the blocks of batches in
- *  flight (as much again per batch) and 8 MiB of spare buffers, all
- *  allocated only once the file is read sequentially; freed at close.
+ *  it finds its block missing. A random read smaller than a block fetches
+ *  exactly the bytes asked for (so random 4 KiB reads fetch 4 KiB each)
+ *  and is not cached. Fetched blocks are kept in memory and in the block
+ *  cache when the file has one; whole blocks a stream passes are put into
+ *  the cache too. Memory per file: up to HTTP_RA_MAX + 2 MiB of kept
+ *  blocks, plus the blocks of batches in flight (as much again per batch)
+ *  and 8 MiB of spare buffers, all allocated only once the file is read
+ *  through blocks; the stream's 128 KiB stash, curl's 128 KiB receive
+ *  buffer and, with a cache, one block. All freed at close.
  *
  * Results
  *  Functions return STORE_OK (0), a byte count, or a negative STORE_*

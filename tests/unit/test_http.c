@@ -482,6 +482,89 @@ Test(http, four_threads_reading_through_a_cache_get_the_right_bytes)
 	blockcache_close(bc);
 }
 
+/* Threads as FUSE runs them for kernel read-ahead: each takes the next
+ * 128 KiB of the file, so reads arrive at increasing offsets, a little
+ * out of order. */
+struct shuffled {
+	struct http_file *f;
+	const unsigned char *want;
+	size_t size;
+	pthread_mutex_t mu;
+	size_t next;
+	int bad;
+	char err[256];
+};
+
+static void *shuffled_run(void *arg)
+{
+	struct shuffled *sh = arg;
+	unsigned char *buf = malloc(128 * 1024);
+	size_t off;
+	ssize_t n;
+
+	for (int i = 0; buf; i++) {
+		pthread_mutex_lock(&sh->mu);
+		off = sh->next;
+		sh->next += 128 * 1024;
+		pthread_mutex_unlock(&sh->mu);
+		if (off >= sh->size)
+			break;
+		if (i % 3 == 0)	/* let another thread overtake */
+			nanosleep(&(struct timespec){ 0, 200000 }, NULL);
+		n = http_file_pread(sh->f, buf, 128 * 1024, off, sh->err,
+				    sizeof(sh->err));
+		if (n != (ssize_t)(sh->size - off < 128 * 1024 ?
+				   sh->size - off : 128 * 1024) ||
+		    memcmp(buf, sh->want + off, (size_t)n) != 0) {
+			sh->bad = 1;
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static void shuffled_readers(struct blockcache *bc)
+{
+	struct http_source *src = source(NULL);
+	size_t size = 48 * MiB + 12345;
+	unsigned char *want = serve("o.bin", size, 21);
+	struct http_stat st;
+	struct http_file *f = open_file(src, "o.bin", &st, bc);
+	struct shuffled sh = { f, want, size, PTHREAD_MUTEX_INITIALIZER, 0, 0, "" };
+	pthread_t t[4];
+	uint64_t fetched;
+
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, shuffled_run, &sh), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	cr_assert_eq(sh.bad, 0, "%s", sh.err);
+	fetched = http_source_bytes_fetched(src);
+	cr_assert_leq(fetched, size + size / 4, "fetched %llu bytes for %zu",
+		      (unsigned long long)fetched, size);
+	free(want);
+	http_file_close(f);
+	http_source_free(src);
+}
+
+Test(http, threads_reading_ahead_out_of_order_get_the_right_bytes)
+{
+	shuffled_readers(NULL);
+}
+
+Test(http, threads_reading_ahead_out_of_order_through_a_cache_get_the_right_bytes)
+{
+	struct blockcache *bc = NULL;
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s/cache", nx.dir);
+	cr_assert_eq(blockcache_open(dir, 64 * MiB, 0, &bc, err, sizeof(err)),
+		     STORE_OK, "%s", err);
+	shuffled_readers(bc);
+	blockcache_close(bc);
+}
+
 /* ---- the block cache -------------------------------------------------------------------- */
 
 Test(http, cached_blocks_are_not_fetched_again)
@@ -633,6 +716,55 @@ Test(http, a_file_that_grew_after_registration_fails)
 	changed_after_stat(0, 3 * MiB);
 }
 
+/* A sequential reader whose file changes between two of its reads: the
+ * bytes it got are the registered ones, then it gets STORE_CORRUPT once
+ * a new request of the stream meets the new version. */
+static void changed_mid_stream(int keep_etag)
+{
+	struct http_source *src = source(NULL);
+	unsigned char *v1 = serve("w.bin", 24 * MiB, 16), *v2;
+	unsigned char *buf = malloc(MiB);
+	struct http_stat st;
+	struct http_file *f;
+	size_t off = 0;
+	ssize_t n = 0;
+
+	cr_assert_not_null(buf);
+	cr_assert_eq(http_stat(src, "w.bin", &st, err, sizeof(err)), STORE_OK);
+	if (!keep_etag)
+		st.etag[0] = '\0';
+	cr_assert_eq(http_file_open(src, "w.bin", &st, NULL, &f, err,
+				    sizeof(err)), STORE_OK);
+	cr_assert_eq(http_file_pread(f, buf, MiB, 0, err, sizeof(err)),
+		     (ssize_t)MiB, "%s", err);
+	v2 = serve("w.bin", 24 * MiB, 17);
+	touch_later("w.bin", 100);
+	for (off = MiB; off < 24 * MiB; off += (size_t)n) {
+		n = http_file_pread(f, buf, MiB, off, err, sizeof(err));
+		if (n <= 0)
+			break;
+		cr_assert_eq(memcmp(buf, v1 + off, (size_t)n), 0,
+			     "other bytes at %zu", off);
+	}
+	cr_assert_eq(n, STORE_CORRUPT, "read at %zu gave %zd: %s", off, n, err);
+	cr_assert(strstr(err, "changed since it was registered"), "%s", err);
+	free(v1);
+	free(v2);
+	free(buf);
+	http_file_close(f);
+	http_source_free(src);
+}
+
+Test(http, a_file_changed_mid_sequential_read_fails_with_if_match)
+{
+	changed_mid_stream(1);
+}
+
+Test(http, a_file_changed_mid_sequential_read_fails_with_last_modified)
+{
+	changed_mid_stream(0);
+}
+
 /* ---- dead servers ----------------------------------------------------------------------------- */
 
 Test(http, a_stopped_server_gives_an_error_not_a_hang)
@@ -693,6 +825,37 @@ Test(http, a_server_frozen_mid_sequential_read_gives_an_error_in_time)
 	cr_assert_lt(now_s() - t0, 10.0, "%.1f s", now_s() - t0);
 	free(want);
 	free(buf);
+	http_source_free(src);
+}
+
+/* A sequential reader that pauses for longer than a second while the
+ * server drops its connection goes on where it was. */
+Test(http, a_sequential_read_resumes_after_an_idle_dropped_connection)
+{
+	struct http_source *src = source(NULL);
+	unsigned char *want = serve("r.bin", 24 * MiB, 18);
+	unsigned char *buf = malloc(128 * 1024);
+	struct http_stat st;
+	struct http_file *f = open_file(src, "r.bin", &st, NULL);
+	size_t off = 0;
+
+	cr_assert_not_null(buf);
+	for (; off < 24 * MiB; off += 128 * 1024) {
+		/* The stream's requests are 1, 2, 4, 8, 16 MiB long: this is
+		 * 1 MiB into one of 16 MiB, more than the socket holds. */
+		if (off == 16 * MiB) {
+			cr_assert_eq(nginx_fixture_restart(&nx), 0);
+			nanosleep(&(struct timespec){ 1, 200000000 }, NULL);
+		}
+		cr_assert_eq(http_file_pread(f, buf, 128 * 1024, off, err,
+					     sizeof(err)), 128 * 1024,
+			     "at %zu: %s", off, err);
+		cr_assert_eq(memcmp(buf, want + off, 128 * 1024), 0,
+			     "other bytes at %zu", off);
+	}
+	free(want);
+	free(buf);
+	http_file_close(f);
 	http_source_free(src);
 }
 

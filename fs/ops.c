@@ -828,11 +828,49 @@ out_put:
 	node_put(ctx, dir);
 }
 
+/*
+ * The buffer of a worker thread's reads made by a kind, kept for the
+ * thread's life: a fresh 1 MiB allocation per read would be mapped and
+ * faulted in page by page every time.
+ */
+static __thread char *read_buf;
+static __thread size_t read_buf_len;
+
+static void read_buf_free(void *p)
+{
+	free(p);
+}
+
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void read_buf_key_make(void)
+{
+	pthread_key_create(&read_buf_key, read_buf_free);
+}
+
+static char *read_buf_get(size_t size)
+{
+	char *p;
+
+	if (size <= read_buf_len)
+		return read_buf;
+	p = realloc(read_buf, size);
+	if (!p)
+		return NULL;
+	read_buf = p;
+	read_buf_len = size;
+	/* freed when the worker thread ends */
+	pthread_once(&read_buf_once, read_buf_key_make);
+	pthread_setspecific(read_buf_key, p);
+	return p;
+}
+
 /* Files whose kind makes their bytes per read (an HTTP file). */
 static void read_by_kind(fuse_req_t req, struct fs_handle *h, size_t size,
 			 off_t off)
 {
-	char *buf = malloc(size ? size : 1);
+	char *buf = read_buf_get(size ? size : 1);
 	ssize_t n;
 
 	if (!buf) {
@@ -844,7 +882,6 @@ static void read_by_kind(fuse_req_t req, struct fs_handle *h, size_t size,
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -18,6 +18,10 @@
  *   ON DISK --index_insert()--> INDEXED, or the reservation is returned
  *       when the write failed or a racing put indexed it first
  *
+ * Asynchronous puts (the HTTP reader's) queue a copy of the block, at
+ * most BLOCKCACHE_PENDING_MAX bytes, for one writer thread that puts
+ * them as above; a queued block is served from memory by get.
+ *
  * Invariants
  *  1. total == sum of the sizes of indexed entries + open reservations
  *     <= max_bytes.
@@ -66,6 +70,15 @@ struct entry {
 	struct entry *prev, *next;	/* LRU list */
 };
 
+/* A block waiting for the writer thread (blockcache_put_async). */
+struct pending {
+	struct pending *next;
+	char *key;		/* in the same allocation, after data */
+	uint64_t index;
+	size_t len;
+	unsigned char data[];
+};
+
 struct blockcache {
 	int dfd;
 	int lock_fd;
@@ -75,6 +88,13 @@ struct blockcache {
 	size_t nbuckets;		/* a power of two */
 	struct entry lru;		/* sentinel: lru.next is the newest */
 	struct blockcache_stats st;	/* bytes is invariant 1's total */
+	/* Asynchronous puts: a queue under mu, drained by one thread. */
+	struct pending *pq_head, *pq_tail;
+	size_t pending_bytes;
+	pthread_cond_t pq_cond;
+	pthread_t writer;
+	int writer_started;
+	int closing;
 };
 
 static atomic_uint tmp_counter;
@@ -317,6 +337,107 @@ out_close:
 	return rc;
 }
 
+/* ---- pending blocks ------------------------------------------------------------ */
+
+/* The queued block @index of @key, or NULL; mu held. */
+static struct pending *pending_find(struct blockcache *bc, const char *key,
+				    uint64_t index)
+{
+	for (struct pending *p = bc->pq_head; p; p = p->next)
+		if (p->index == index && strcmp(p->key, key) == 0)
+			return p;
+	return NULL;
+}
+
+/* Copies a queued block of exactly @len bytes into @buf: 1, else 0; mu held. */
+static int pending_copy(struct blockcache *bc, const char *key, uint64_t index,
+			void *buf, size_t len)
+{
+	struct pending *p = pending_find(bc, key, index);
+
+	if (!p || p->len != len)
+		return 0;
+	memcpy(buf, p->data, len);
+	return 1;
+}
+
+/*
+ * The writer: puts queued blocks in order until the cache closes. A
+ * block stays in the queue while it is written, so a get meanwhile still
+ * finds it.
+ */
+static void *writer_main(void *arg)
+{
+	struct blockcache *bc = arg;
+	struct pending *p;
+
+	pthread_mutex_lock(&bc->mu);
+	for (;;) {
+		while (!bc->pq_head && !bc->closing)
+			pthread_cond_wait(&bc->pq_cond, &bc->mu);
+		if (!bc->pq_head)
+			break;	/* closing, and everything written */
+		p = bc->pq_head;
+		pthread_mutex_unlock(&bc->mu);
+		blockcache_put(bc, p->key, p->index, p->data, p->len, NULL, 0);
+		pthread_mutex_lock(&bc->mu);
+		bc->pq_head = p->next;
+		if (!bc->pq_head)
+			bc->pq_tail = NULL;
+		bc->pending_bytes -= p->len;
+		free(p);
+	}
+	pthread_mutex_unlock(&bc->mu);
+	return NULL;
+}
+
+int blockcache_put_async(struct blockcache *bc, const char *key,
+			 uint64_t index, const void *buf, size_t len)
+{
+	struct pending *p;
+	int rc = STORE_OK;
+	size_t klen = strlen(key);
+
+	if (len == 0 || len > BLOCKCACHE_BLOCK)
+		return STORE_INVALID;
+	pthread_mutex_lock(&bc->mu);
+	if (pending_find(bc, key, index))
+		goto out_unlock;
+	if (bc->pending_bytes + len > BLOCKCACHE_PENDING_MAX) {
+		bc->st.dropped++;	/* the disk is behind: never wait */
+		rc = STORE_BUSY;
+		goto out_unlock;
+	}
+	if (!bc->writer_started) {
+		if (pthread_create(&bc->writer, NULL, writer_main, bc) != 0) {
+			rc = STORE_NOMEM;
+			goto out_unlock;
+		}
+		bc->writer_started = 1;
+	}
+	p = malloc(sizeof(*p) + len + klen + 1);
+	if (!p) {
+		rc = STORE_NOMEM;
+		goto out_unlock;
+	}
+	p->next = NULL;
+	p->key = (char *)p->data + len;
+	memcpy(p->key, key, klen + 1);
+	p->index = index;
+	p->len = len;
+	memcpy(p->data, buf, len);
+	if (bc->pq_tail)
+		bc->pq_tail->next = p;
+	else
+		bc->pq_head = p;
+	bc->pq_tail = p;
+	bc->pending_bytes += len;
+	pthread_cond_signal(&bc->pq_cond);
+out_unlock:
+	pthread_mutex_unlock(&bc->mu);
+	return rc;
+}
+
 /* ---- the calls ---------------------------------------------------------------- */
 
 int blockcache_get(struct blockcache *bc, const char *key, uint64_t index,
@@ -331,6 +452,11 @@ int blockcache_get(struct blockcache *bc, const char *key, uint64_t index,
 	key_sha256(key, sha);
 	block_name(sha, index, name);
 	pthread_mutex_lock(&bc->mu);
+	if (pending_copy(bc, key, index, buf, len)) {
+		bc->st.hits++;
+		pthread_mutex_unlock(&bc->mu);
+		return STORE_OK;
+	}
 	e = index_find(bc, name);
 	if (!e) {
 		bc->st.misses++;
@@ -365,7 +491,8 @@ int blockcache_contains(struct blockcache *bc, const char *key,
 	key_sha256(key, sha);
 	block_name(sha, index, name);
 	pthread_mutex_lock(&bc->mu);
-	found = index_find(bc, name) != NULL;
+	found = index_find(bc, name) != NULL ||
+		pending_find(bc, key, index) != NULL;
 	pthread_mutex_unlock(&bc->mu);
 	return found;
 }
@@ -558,6 +685,7 @@ int blockcache_open(const char *dir, uint64_t max_bytes, uint64_t free_min,
 	bc->lock_fd = -1;
 	bc->dfd = -1;
 	pthread_mutex_init(&bc->mu, NULL);
+	pthread_cond_init(&bc->pq_cond, NULL);
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
@@ -588,6 +716,15 @@ void blockcache_close(struct blockcache *bc)
 {
 	if (!bc)
 		return;
+	if (bc->writer_started) {
+		/* the queued blocks are written first: at most
+		 * BLOCKCACHE_PENDING_MAX bytes */
+		pthread_mutex_lock(&bc->mu);
+		bc->closing = 1;
+		pthread_cond_signal(&bc->pq_cond);
+		pthread_mutex_unlock(&bc->mu);
+		pthread_join(bc->writer, NULL);
+	}
 	for (size_t i = 0; bc->buckets && i < bc->nbuckets; i++) {
 		struct entry *e = bc->buckets[i], *next;
 
@@ -601,6 +738,7 @@ void blockcache_close(struct blockcache *bc)
 		close(bc->lock_fd);	/* drops the flock */
 	if (bc->dfd >= 0)
 		close(bc->dfd);
+	pthread_cond_destroy(&bc->pq_cond);
 	pthread_mutex_destroy(&bc->mu);
 	free(bc);
 }

@@ -487,8 +487,9 @@ static void keep_blocks(struct http_file *f, struct http_xfer *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (f->cache)	/* a refused put only costs a later fetch */
-			blockcache_put(f->cache, f->key, x[i].start / BLOCK,
-				       x[i].buf, x[i].len, NULL, 0);
+			blockcache_put_async(f->cache, f->key,
+					     x[i].start / BLOCK, x[i].buf,
+					     x[i].len);
 		ring_insert(f, x[i].start / BLOCK, x[i].buf, x[i].len);
 		x[i].buf = NULL;
 	}

@@ -156,8 +156,8 @@ static void gather(struct http_stream *s, const unsigned char *data, size_t n)
 			s->blk_len += k;
 			if (s->blk_len == blen) {
 				/* a refused put only costs a later fetch */
-				blockcache_put(s->cache, s->key, index, s->blk,
-					       (size_t)blen, NULL, 0);
+				blockcache_put_async(s->cache, s->key, index,
+						     s->blk, (size_t)blen);
 				s->blk_on = 0;
 			}
 		}

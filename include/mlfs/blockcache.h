@@ -62,7 +62,11 @@ struct blockcache_stats {
 	uint64_t misses;	/* gets that did not (absent or damaged) */
 	uint64_t evictions;	/* blocks removed to make room */
 	uint64_t refused;	/* puts that wrote nothing for want of space */
+	uint64_t dropped;	/* async puts dropped: the writer was behind */
 };
+
+/* Bytes of blocks an asynchronous put may leave waiting for the disk. */
+#define BLOCKCACHE_PENDING_MAX (32u * 1024u * 1024u)
 
 /*
  * blockcache_open - open (creating it, 0700, if missing) the cache in
@@ -113,6 +117,18 @@ int blockcache_contains(struct blockcache *bc, const char *key,
  */
 int blockcache_put(struct blockcache *bc, const char *key, uint64_t index,
 		   const void *buf, size_t len, char *err, size_t errlen);
+
+/*
+ * blockcache_put_async - as blockcache_put(), but the block is copied to a
+ * queue and written by the cache's own thread, so a reader never waits
+ * for the disk. While queued it is found by get and contains. When more
+ * than BLOCKCACHE_PENDING_MAX bytes are waiting, the block is dropped
+ * (STORE_BUSY, counted in st.dropped): a slow disk costs cache hits
+ * later, never speed now. STORE_OK, STORE_INVALID (bad @len), STORE_BUSY,
+ * STORE_NOMEM. blockcache_close() writes what is queued first.
+ */
+int blockcache_put_async(struct blockcache *bc, const char *key,
+			 uint64_t index, const void *buf, size_t len);
 
 /* blockcache_stats - a consistent snapshot of the counters into *st. */
 void blockcache_stats(struct blockcache *bc, struct blockcache_stats *st);

@@ -413,3 +413,58 @@ Test(blockcache, threads_share_one_cache)
 	cr_assert_eq(bytes, st.bytes, "the index matches the directory");
 	blockcache_close(bc);
 }
+
+Test(blockcache, an_async_put_is_found_at_once_and_on_disk_after_close)
+{
+	struct blockcache *bc = open_cache(64ull << 20, NO_FLOOR);
+	unsigned char *p = malloc(BLOCKCACHE_BLOCK);
+	uint64_t bytes;
+
+	cr_assert_not_null(p);
+	fill(p, BLOCKCACHE_BLOCK, 5);
+	cr_assert_eq(blockcache_put_async(bc, "k", 3, p, BLOCKCACHE_BLOCK),
+		     STORE_OK);
+	memset(p, 0, BLOCKCACHE_BLOCK);	/* the queue has its own copy */
+	cr_expect(blockcache_contains(bc, "k", 3));
+	cr_expect(has_block(bc, "k", 3, 5, BLOCKCACHE_BLOCK),
+		  "queued or written, a get finds the bytes");
+	cr_expect_eq(blockcache_put_async(bc, "k", 3, p, 0), STORE_INVALID);
+	blockcache_close(bc);	/* writes what is queued */
+	cr_expect_eq(count_files(&bytes), 1);
+	bc = open_cache(64ull << 20, NO_FLOOR);
+	cr_expect(has_block(bc, "k", 3, 5, BLOCKCACHE_BLOCK), "after reopen");
+	blockcache_close(bc);
+	free(p);
+}
+
+Test(blockcache, async_puts_beyond_the_queue_are_dropped_never_waited_for)
+{
+	struct blockcache *bc = open_cache(1ull << 30, NO_FLOOR);
+	struct blockcache_stats st;
+	unsigned char *p = malloc(BLOCKCACHE_BLOCK);
+	unsigned n = 4 * BLOCKCACHE_PENDING_MAX / BLOCKCACHE_BLOCK;
+	uint64_t bytes;
+	int files;
+
+	cr_assert_not_null(p);
+	for (unsigned i = 0; i < n; i++) {
+		int rc;
+
+		fill(p, BLOCKCACHE_BLOCK, i);
+		rc = blockcache_put_async(bc, "flood", i, p, BLOCKCACHE_BLOCK);
+		cr_assert(rc == STORE_OK || rc == STORE_BUSY, "put %u: %d", i, rc);
+	}
+	blockcache_stats(bc, &st);
+	blockcache_close(bc);
+	files = count_files(&bytes);
+	/* every block is either on disk or counted as dropped */
+	cr_expect_eq((uint64_t)files + st.dropped, n, "%d files, %llu dropped",
+		     files, (unsigned long long)st.dropped);
+	bc = open_cache(1ull << 30, NO_FLOOR);
+	for (unsigned i = 0; i < n; i++)
+		if (blockcache_contains(bc, "flood", i))
+			cr_expect(has_block(bc, "flood", i, i, BLOCKCACHE_BLOCK),
+				  "block %u", i);
+	blockcache_close(bc);
+	free(p);
+}

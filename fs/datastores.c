@@ -559,6 +559,49 @@ static int ds_check_http(struct fs_handle *h, struct ds_request *r)
 	return 0;
 }
 
+/*
+ * jansson frees strings without clearing them: wipe the header values of
+ * the parsed request first (their buffers are jansson's own copies).
+ */
+static void wipe_header_values(json_t *req)
+{
+	json_t *headers = json_object_get(req, "headers"), *v;
+	const char *key;
+
+	if (!json_is_object(headers))
+		return;
+	json_object_foreach(headers, key, v)
+		if (json_is_string(v))
+			explicit_bzero((char *)json_string_value(v),
+				       json_string_length(v));
+}
+
+/*
+ * A local datastore must not show the workspace's own files (its
+ * database, credentials, blobs): its directory may be neither the
+ * workspace, above it, nor inside it, except below WORKSPACE/datastore.
+ */
+static int ds_check_not_workspace(struct fs_ctx *ctx, struct fs_handle *h,
+				  const char *path)
+{
+	char ws[PATH_MAX], inside[PATH_MAX + 16];
+	size_t plen = strlen(path), wlen;
+
+	if (!realpath(store_dir(ctx->st), ws))
+		return special_fail(h, EIO, "cannot resolve the workspace");
+	wlen = strlen(ws);
+	snprintf(inside, sizeof(inside), "%s/datastore", ws);
+	if (strncmp(path, inside, strlen(inside)) == 0 &&
+	    (path[strlen(inside)] == '/' || path[strlen(inside)] == '\0'))
+		return 0;
+	if ((strncmp(ws, path, plen) == 0 && (ws[plen] == '/' ||
+	     ws[plen] == '\0' || plen == 1)) ||
+	    (strncmp(path, ws, wlen) == 0 && path[wlen] == '/'))
+		return special_fail(h, EINVAL, "field 'path': '%s' would show "
+				    "the workspace's own files", path);
+	return 0;
+}
+
 static int ds_register_act(struct fs_ctx *ctx, struct fs_handle *h,
 			   const char *text, size_t len)
 {
@@ -570,6 +613,8 @@ static int ds_register_act(struct fs_ctx *ctx, struct fs_handle *h,
 	if (rc == 0)
 		rc = r.spec.type == DATASTORE_LOCAL ? ds_resolve_path(h, &r)
 						    : ds_check_http(h, &r);
+	if (rc == 0 && r.spec.type == DATASTORE_LOCAL)
+		rc = ds_check_not_workspace(ctx, h, r.spec.path);
 	if (rc < 0)
 		goto out;
 	rc = store_datastore_register(ctx->st, &r.spec, &d);
@@ -594,6 +639,7 @@ static int ds_register_act(struct fs_ctx *ctx, struct fs_handle *h,
 	version_bump(ctx, DEP_EVENTS, 0);
 	store_datastore_release(&d);
 out:
+	wipe_header_values(r.req);
 	json_decref(r.req);
 	return rc;
 }

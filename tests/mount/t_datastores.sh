@@ -171,6 +171,13 @@ expect_eq "ERR" "$(register '{"name": "x", "type": "http", "url": "http://u:p@12
 expect_eq "ERR" "$(register "{\"name\": \"x\", \"type\": \"local\", \"path\": \"$TMP/data\", \"color\": 1}")" "unknown field"
 grep -q "field 'color'" "$TMP/reg.err" || fail "unknown field message"
 expect_eq "ERR" "$(register '{"name": "default", "type": "local", "path": "/tmp"}')" "replace default"
+expect_eq "ERR" "$(register "{\"name\": \"x\", \"type\": \"local\", \"path\": \"$WS\"}")" "the workspace itself"
+grep -q "workspace's own files" "$TMP/reg.err" || fail "message: $(cat "$TMP/reg.err")"
+expect_eq "ERR" "$(register "{\"name\": \"x\", \"type\": \"local\", \"path\": \"$WS/blobs\"}")" "inside the workspace"
+expect_eq "ERR" "$(register '{"name": "x", "type": "local", "path": "/"}')" "above the workspace"
+mkdir -p "$BACK/sub"
+expect_eq "sub" "$(register "{\"name\": \"sub\", \"type\": \"local\", \"path\": \"$BACK/sub\"}")" "below the default datastore is fine"
+rmdir "$DS/sub" || fail "rmdir sub"
 exec 3<>"$DS/register"
 expect_errno ENOENT bash -c "printf '%s' '{\"name\": \"x\", \"type\": \"local\", \"path\": \"$TMP/nope\"}' >&3"
 exec 3>&-

@@ -147,6 +147,8 @@ test_case reader_holding_file_open_sees_new_size
 test_case root_ls_l_lists_the_special_files
 expect_eq "README
 computes
+datasets
+datastores
 events
 experiments
 models

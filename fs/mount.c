@@ -229,6 +229,12 @@ int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
 	 * buffers resident per thread; two arenas are plenty for our locking.
 	 */
 	mallopt(M_ARENA_MAX, 2);
+	/*
+	 * HTTP blocks (256 KiB) and read buffers (1 MiB) come and go by the
+	 * thousand per second: from the heap they are reused; as separate
+	 * mappings every one would be faulted in page by page again.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
 	if (ctx_init(&ctx, opt) < 0)
 		return 1;
 	if (opt->debug && fuse_opt_add_arg(args, "-d") < 0)

@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,10 +74,10 @@ struct entry {
 /* A block waiting for the writer thread (blockcache_put_async). */
 struct pending {
 	struct pending *next;
-	char *key;		/* in the same allocation, after data */
+	unsigned char *data;	/* owned: BLOCKCACHE_BLOCK bytes or fewer */
 	uint64_t index;
 	size_t len;
-	unsigned char data[];
+	char key[];
 };
 
 struct blockcache {
@@ -369,7 +370,12 @@ static int pending_copy(struct blockcache *bc, const char *key, uint64_t index,
 static void *writer_main(void *arg)
 {
 	struct blockcache *bc = arg;
+	struct sched_param idle = { 0 };
 	struct pending *p;
+
+	/* The cache gets the CPU's idle time only: readers come first (a
+	 * full queue drops blocks rather than slow them). */
+	pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 
 	pthread_mutex_lock(&bc->mu);
 	for (;;) {
@@ -385,21 +391,25 @@ static void *writer_main(void *arg)
 		if (!bc->pq_head)
 			bc->pq_tail = NULL;
 		bc->pending_bytes -= p->len;
+		free(p->data);
 		free(p);
 	}
 	pthread_mutex_unlock(&bc->mu);
 	return NULL;
 }
 
-int blockcache_put_async(struct blockcache *bc, const char *key,
-			 uint64_t index, const void *buf, size_t len)
+/* Queues @buf (malloc'd, taken: freed when not queued). */
+static int queue_block(struct blockcache *bc, const char *key, uint64_t index,
+		       void *buf, size_t len)
 {
+	size_t klen = strlen(key);
 	struct pending *p;
 	int rc = STORE_OK;
-	size_t klen = strlen(key);
 
-	if (len == 0 || len > BLOCKCACHE_BLOCK)
+	if (len == 0 || len > BLOCKCACHE_BLOCK) {
+		free(buf);
 		return STORE_INVALID;
+	}
 	pthread_mutex_lock(&bc->mu);
 	if (pending_find(bc, key, index))
 		goto out_unlock;
@@ -415,17 +425,17 @@ int blockcache_put_async(struct blockcache *bc, const char *key,
 		}
 		bc->writer_started = 1;
 	}
-	p = malloc(sizeof(*p) + len + klen + 1);
+	p = malloc(sizeof(*p) + klen + 1);
 	if (!p) {
 		rc = STORE_NOMEM;
 		goto out_unlock;
 	}
 	p->next = NULL;
-	p->key = (char *)p->data + len;
-	memcpy(p->key, key, klen + 1);
+	p->data = buf;
+	buf = NULL;
 	p->index = index;
 	p->len = len;
-	memcpy(p->data, buf, len);
+	memcpy(p->key, key, klen + 1);
 	if (bc->pq_tail)
 		bc->pq_tail->next = p;
 	else
@@ -435,7 +445,22 @@ int blockcache_put_async(struct blockcache *bc, const char *key,
 	pthread_cond_signal(&bc->pq_cond);
 out_unlock:
 	pthread_mutex_unlock(&bc->mu);
+	free(buf);	/* not queued */
 	return rc;
+}
+
+int blockcache_put_async(struct blockcache *bc, const char *key,
+			 uint64_t index, const void *buf, size_t len)
+{
+	void *copy;
+
+	if (len == 0 || len > BLOCKCACHE_BLOCK)
+		return STORE_INVALID;
+	copy = malloc(len);
+	if (!copy)
+		return STORE_NOMEM;
+	memcpy(copy, buf, len);
+	return queue_block(bc, key, index, copy, len);
 }
 
 /* ---- the calls ---------------------------------------------------------------- */

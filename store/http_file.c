@@ -70,7 +70,7 @@
 #define STREAM_SKIP 3		/* the stream serves another reader: blocks */
 #define STREAM_BEHIND 4		/* the stream went past it: fetch exactly */
 #define STREAM_AHEAD (8ull * 1024 * 1024)	/* how far ahead a read waits */
-#define STREAM_WAIT_S 0.005			/* and how long */
+#define STREAM_WAIT_S 0.05			/* and how long */
 #define STREAM_IDLE 0.01	/* seconds unused before it moves elsewhere */
 #define EXACT_PART (1u << 20)	/* a large exact read is split in parts of this */
 /* Block buffers kept for reuse per file: a top-up batch (half a window)
@@ -694,8 +694,10 @@ static int stream_read(struct http_file *f, unsigned char *buf, size_t len,
 	/* The stream is ours; only we touch f->stream now. */
 	rc = STORE_OK;
 	if (!f->stream)
-		rc = http_stream_new(f->src, &f->req, f->cache, f->key,
-				     &f->stream);
+		/* Streamed bytes skip the block cache: on a small machine
+		 * writing every byte again halves the stream's speed, and
+		 * the kernel keeps the pages of what was read whole. */
+		rc = http_stream_new(f->src, &f->req, &f->stream);
 	if (rc == STORE_OK)
 		rc = http_stream_read(f->stream, buf, len, off, err, errlen);
 	else

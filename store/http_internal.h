@@ -118,13 +118,12 @@ int http_xfer_run(struct http_source *src, const struct http_req *req,
 /*
  * A stream serves sequential reads of one file from one long range GET
  * at a time, copying the body straight into the reader's buffer. One
- * thread at a time may use a stream. @req and @key must outlive it; with
- * @cache (may be NULL) whole blocks that pass through are put into it.
- * STORE_OK and *out, or STORE_NOMEM.
+ * thread at a time may use a stream. @req must outlive it. Streamed
+ * bytes are not put into the block cache (http.h). STORE_OK and *out, or
+ * STORE_NOMEM.
  */
 struct http_stream;
 int http_stream_new(struct http_source *src, const struct http_req *req,
-		    struct blockcache *cache, const char *key,
 		    struct http_stream **out);
 void http_stream_free(struct http_stream *s);
 

@@ -15,8 +15,6 @@
  *
  * So a byte is copied once after recv(), as `curl -o file` does, and a
  * sequential reader waits for no batch: it takes bytes as they arrive.
- * With a block cache, the bytes are also gathered into a block buffer
- * and each whole block is put into the cache.
  *
  * Invariants
  *  1. No byte reaches a caller before the response's headers passed
@@ -37,13 +35,10 @@
 #define STREAM_BUF_MIN (16u * 1024u)	/* and its smallest (curl's default) */
 #define STREAM_REQ_MIN (1ull * 1024 * 1024)	/* first request */
 #define STREAM_REQ_MAX (64ull * 1024 * 1024)
-#define BLOCK ((uint64_t)BLOCKCACHE_BLOCK)
 
 struct http_stream {
 	struct http_source *src;
 	const struct http_req *req;
-	struct blockcache *cache;	/* may be NULL */
-	const char *key;		/* cache key */
 	struct http_xfer x;		/* the request under way; x.h NULL: none */
 	CURLM *m;
 	uint64_t req_len;		/* length of the next request */
@@ -57,11 +52,6 @@ struct http_stream {
 	/* bytes received past the read */
 	unsigned char *stash;
 	size_t stash_cap, stash_off, stash_len;
-	/* a block being gathered for the cache */
-	unsigned char *blk;
-	uint64_t blk_index;
-	size_t blk_len;			/* bytes of it gathered; see gather() */
-	int blk_on;			/* gathering (began at a block start) */
 	double idle_since;		/* when the last read returned */
 	int req_idled;			/* the request sat idle for 1 s or more */
 	double last_rx;			/* when a read last got bytes */
@@ -81,7 +71,6 @@ static double now_s(void)
 }
 
 int http_stream_new(struct http_source *src, const struct http_req *req,
-		    struct blockcache *cache, const char *key,
 		    struct http_stream **out)
 {
 	struct http_stream *s = calloc(1, sizeof(*s));
@@ -90,12 +79,9 @@ int http_stream_new(struct http_source *src, const struct http_req *req,
 		return STORE_NOMEM;
 	s->src = src;
 	s->req = req;
-	s->cache = cache;
-	s->key = key;
 	s->req_len = STREAM_REQ_MIN;
 	s->stash_cap = STREAM_BUF;
-	if (!(s->m = curl_multi_init()) || !(s->stash = malloc(s->stash_cap)) ||
-	    (cache && !(s->blk = malloc(BLOCK)))) {
+	if (!(s->m = curl_multi_init()) || !(s->stash = malloc(s->stash_cap))) {
 		http_stream_free(s);
 		return STORE_NOMEM;
 	}
@@ -103,7 +89,7 @@ int http_stream_new(struct http_source *src, const struct http_req *req,
 	return STORE_OK;
 }
 
-/* Drops the request under way, the stash and a partial block. */
+/* Drops the request under way and the stash. */
 static void stream_drop(struct http_stream *s)
 {
 	if (s->x.h) {
@@ -114,7 +100,6 @@ static void stream_drop(struct http_stream *s)
 	s->recv_pos = s->pos;
 	s->stash_off = s->stash_len = 0;
 	s->paused = 0;
-	s->blk_on = 0;
 	s->rc = STORE_OK;
 }
 
@@ -126,45 +111,12 @@ void http_stream_free(struct http_stream *s)
 	if (s->m)
 		curl_multi_cleanup(s->m);
 	free(s->stash);
-	free(s->blk);
 	free(s);
 }
 
 uint64_t http_stream_pos(const struct http_stream *s)
 {
 	return s->pos;
-}
-
-/* Gathers body bytes [recv_pos, recv_pos + n) into cache blocks. */
-static void gather(struct http_stream *s, const unsigned char *data, size_t n)
-{
-	uint64_t at = s->recv_pos, size = s->req->pin->size;
-
-	while (n > 0) {
-		uint64_t index = at / BLOCK, boff = at % BLOCK;
-		uint64_t blen = size - index * BLOCK < BLOCK ?
-				size - index * BLOCK : BLOCK;
-		size_t k = (size_t)(blen - boff) < n ? (size_t)(blen - boff) : n;
-
-		if (boff == 0) {	/* only whole blocks are cached */
-			s->blk_on = 1;
-			s->blk_index = index;
-			s->blk_len = 0;
-		}
-		if (s->blk_on && s->blk_index == index) {
-			memcpy(s->blk + boff, data, k);
-			s->blk_len += k;
-			if (s->blk_len == blen) {
-				/* a refused put only costs a later fetch */
-				blockcache_put_async(s->cache, s->key, index,
-						     s->blk, (size_t)blen);
-				s->blk_on = 0;
-			}
-		}
-		at += k;
-		data += k;
-		n -= k;
-	}
 }
 
 /* Fails the transfer from inside the write callback. */
@@ -234,8 +186,6 @@ static size_t stream_write(char *data, size_t size, size_t nmemb, void *arg)
 		s->stash_off = 0;
 	}
 	http_count_fetched(s->src, n);
-	if (s->blk)
-		gather(s, (const unsigned char *)data, n);
 	if (k)
 		s->last_rx = now_s();
 	memcpy(s->dst + s->got, data, k);

@@ -40,7 +40,7 @@
  *  read wait for the next one in a stash of up to 128 KiB; past that the
  *  transfer pauses and TCP holds the rest. One thread uses the stream at
  *  a time; a read at most 8 MiB ahead of it waits while the stream
- *  serves the reads before it, and up to 5 ms for one that has not come
+ *  serves the reads before it, and up to 50 ms for one that has not come
  *  (threads serving kernel read-ahead finish out of order), then the
  *  stream moves to it; a read the stream went past is fetched exactly;
  *  a read while the stream serves another reader goes through blocks. A
@@ -56,12 +56,15 @@
  *  it finds its block missing. A random read smaller than a block fetches
  *  exactly the bytes asked for (so random 4 KiB reads fetch 4 KiB each)
  *  and is not cached. Fetched blocks are kept in memory and in the block
- *  cache when the file has one; whole blocks a stream passes are put into
- *  the cache too. Memory per file: up to HTTP_RA_MAX + 2 MiB of kept
+ *  cache when the file has one (written in the background: a read never
+ *  waits for the disk). Streamed bytes skip the cache: writing every byte
+ *  once more halved a stream's speed on a small machine, and a file read
+ *  whole stays in the kernel's page cache. Memory per file: up to
+ *  HTTP_RA_MAX + 2 MiB of kept
  *  blocks, plus the blocks of batches in flight (as much again per batch)
  *  and 8 MiB of spare buffers, all allocated only once the file is read
- *  through blocks; the stream's 128 KiB stash, curl's 128 KiB receive
- *  buffer and, with a cache, one block. All freed at close.
+ *  through blocks; the stream's 128 KiB stash and curl's 128 KiB receive
+ *  buffer. All freed at close.
  *
  * Results
  *  Functions return STORE_OK (0), a byte count, or a negative STORE_*

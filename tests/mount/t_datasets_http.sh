@@ -26,6 +26,8 @@ printf 'soon gone' >"$WWW/secret/data/gone.txt"
 printf 'changes' >"$WWW/secret/data/changes.txt"
 printf 'flaky' >"$WWW/flaky/f.txt"
 head -c $((4 << 20)) /dev/urandom >"$WWW/secret/data/other.bin"
+mkdir -p "$WWW/secret/shards"
+for i in $(seq 24); do head -c $((1 << 20)) /dev/urandom >"$WWW/secret/shards/s$i.bin"; done
 nginx_start "$NX" "$SECRET" || exit 1
 
 mlfs_mount -o cache_dir="$CACHE",cache_max=8M
@@ -44,6 +46,8 @@ expect_errno EROFS sysop unlink "$MNT/datastores/web/files/secret/data/small.csv
 
 test_case register_a_dataset_and_read_it
 expect_eq "web 1" "$(register "$D/register" '{"name": "web", "datastore": "web", "paths": ["secret/data/big.bin", "secret/data/small.csv", "secret/data/sub/deep.txt", "secret/data/gone.txt", "secret/data/changes.txt", "secret/data/other.bin", "flaky/f.txt"]}')" "reply"
+paths=$(for i in $(seq 24); do printf '"secret/shards/s%d.bin",' "$i"; done)
+expect_eq "shards 1" "$(register "$D/register" "{\"name\": \"shards\", \"datastore\": \"web\", \"paths\": [${paths%,}]}")" "24 shards"
 expect_eq "flaky secret" "$(ls "$MNT/datastores/web/files" | tr '\n' ' ' | sed 's/ $//')" "files/ lists what datasets use"
 "$PY" - "$D/web/1/dataset.json" <<-'EOF' || fail "dataset.json"
 	import json, sys
@@ -78,12 +82,21 @@ say "# 100 random 4 KiB reads fetched $fetched bytes (headers included)"
 [ "$fetched" -le $((4 * 100 * 4096 + 100 * 1024)) ] || fail "fetched $fetched bytes for 409600 read"
 
 test_case the_block_cache_stays_under_cache_max
+# Files up to 4 MiB go through the cache (larger ones are streamed past
+# it): 24 MiB of shards through a cache of 8 MiB.
+for i in $(seq 24); do
+	expect_eq "$(sha "$WWW/secret/shards/s$i.bin")" "$(sha "$D/shards/1/files/secret/shards/s$i.bin")" "shard $i"
+done
+sleep 1	# the cache writes in the background
 used=$(du -sk "$CACHE" | cut -f1)
-say "# block cache: ${used} KiB after reading 48 MiB"
+say "# block cache: ${used} KiB after reading 24 MiB of shards"
 [ "$used" -le $((8 * 1024 + 512)) ] || fail "cache uses ${used} KiB, over cache_max 8M"
 [ "$used" -gt 1024 ] || fail "the cache holds nothing (${used} KiB)"
 drop_caches
-expect_eq "$(sha "$WWW/secret/data/big.bin")" "$(sha "$D/web/1/files/secret/data/big.bin")" "re-read after eviction"
+before=$(nginx_bytes "$NX" "shards/s24.bin")
+expect_eq "$(sha "$WWW/secret/shards/s24.bin")" "$(sha "$D/shards/1/files/secret/shards/s24.bin")" "the newest shard again"
+expect_eq "$before" "$(nginx_bytes "$NX" "shards/s24.bin")" "served from the cache"
+expect_eq "$(sha "$WWW/secret/shards/s1.bin")" "$(sha "$D/shards/1/files/secret/shards/s1.bin")" "the oldest, evicted, again"
 
 test_case a_changed_file_gives_eio_and_an_event
 printf 'changed on the server' >"$WWW/secret/data/changes.txt"

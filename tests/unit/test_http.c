@@ -567,10 +567,11 @@ Test(http, threads_reading_ahead_out_of_order_through_a_cache_get_the_right_byte
 
 /* ---- the block cache -------------------------------------------------------------------- */
 
+/* Files up to 4 MiB are read through blocks, which the cache keeps. */
 Test(http, cached_blocks_are_not_fetched_again)
 {
 	struct http_source *src = source(NULL);
-	size_t size = 10 * MiB + 7;
+	size_t size = 3 * MiB + 7;
 	unsigned char *want = serve("c.bin", size, 9), *got;
 	struct blockcache *bc = NULL;
 	struct http_stat st;
@@ -601,6 +602,37 @@ Test(http, cached_blocks_are_not_fetched_again)
 	free(got);
 	free(want);
 	http_file_close(f);
+	blockcache_close(bc);
+	http_source_free(src);
+}
+
+/* Larger files read sequentially are streamed, past the cache. */
+Test(http, streamed_reads_skip_the_cache)
+{
+	struct http_source *src = source(NULL);
+	size_t size = 10 * MiB + 7;
+	unsigned char *want = serve("s.bin", size, 12), *got;
+	struct blockcache *bc = NULL;
+	struct blockcache_stats bst;
+	struct http_stat st;
+	struct http_file *f;
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s/scache", nx.dir);
+	cr_assert_eq(blockcache_open(dir, 64 * MiB, 0, &bc, err, sizeof(err)),
+		     STORE_OK, "%s", err);
+	f = open_file(src, "s.bin", &st, bc);
+	got = read_all(f, size, 1024 * 1024);
+	cr_assert_eq(memcmp(got, want, size), 0);
+	http_file_close(f);
+	blockcache_close(bc);	/* writes whatever was queued */
+	cr_assert_eq(blockcache_open(dir, 64 * MiB, 0, &bc, err, sizeof(err)),
+		     STORE_OK, "%s", err);
+	blockcache_stats(bc, &bst);
+	cr_expect_lt(bst.blocks, 4, "%llu blocks cached from a stream",
+		     (unsigned long long)bst.blocks);
+	free(got);
+	free(want);
 	blockcache_close(bc);
 	http_source_free(src);
 }

@@ -84,5 +84,5 @@ nginx_stop()
 # nginx_bytes DIR URI_REGEX: response bytes sent for matching requests.
 nginx_bytes()
 {
-	awk -v re="$2" '$3 ~ re { n += $2 } END { print n + 0 }' "$1/access.log"
+	awk -v re="$2" '$3 ~ re { n += $2 } END { printf "%.0f\n", n }' "$1/access.log"
 }

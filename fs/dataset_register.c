@@ -97,18 +97,13 @@ static int want_tags(struct fs_handle *h, json_t *v,
 static int parse_request(struct fs_handle *h, struct dataset_request *r,
 			 const char *text, size_t len)
 {
-	json_error_t jerr;
 	const char *key;
 	json_t *v;
 	int rc = 0;
 
-	r->req = json_loadb(text, len, 0, &jerr);
-	if (!r->req)
-		return special_fail(h, EINVAL, "invalid JSON at line %d, column "
-				    "%d: %s", jerr.line, jerr.column, jerr.text);
-	if (!json_is_object(r->req))
-		return special_fail(h, EINVAL, "the request must be a JSON "
-				    "object");
+	rc = special_parse_object(h, text, len, &r->req);
+	if (rc < 0)
+		return rc;
 	json_object_foreach(r->req, key, v) {
 		if (strcmp(key, "name") == 0 || strcmp(key, "datastore") == 0)
 			rc = special_want_name(h, v, key);

@@ -471,18 +471,13 @@ static int want_headers(struct fs_handle *h, json_t *v, struct ds_request *r)
 static int ds_parse(struct fs_handle *h, struct ds_request *r,
 		    const char *text, size_t len)
 {
-	json_error_t jerr;
 	const char *key;
 	json_t *v;
 	int rc = 0;
 
-	r->req = json_loadb(text, len, 0, &jerr);
-	if (!r->req)	/* jansson's text may quote the request: not here */
-		return special_fail(h, EINVAL, "invalid JSON at line %d, "
-				    "column %d", jerr.line, jerr.column);
-	if (!json_is_object(r->req))
-		return special_fail(h, EINVAL, "the request must be a JSON "
-				    "object");
+	rc = special_parse_object(h, text, len, &r->req);
+	if (rc < 0)
+		return rc;
 	json_object_foreach(r->req, key, v) {
 		if (strcmp(key, "name") == 0)
 			rc = special_want_name(h, v, key);

@@ -515,6 +515,12 @@ int special_writer_may_read(const struct fs_handle *h, const struct stat *st);
  * @field in h->reply.
  */
 struct json_t;
+/*
+ * The request as a JSON object into *out (set even when it is not an
+ * object: the caller decrefs it). 0 or -EINVAL with the message.
+ */
+int special_parse_object(struct fs_handle *h, const char *text, size_t len,
+			 struct json_t **out);
 int special_want_string(struct fs_handle *h, struct json_t *v,
 			const char *field, size_t max);
 int special_want_name(struct fs_handle *h, struct json_t *v, const char *field);

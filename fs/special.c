@@ -196,6 +196,24 @@ void special_reply_read(fuse_req_t req, struct fs_handle *h, size_t size,
 
 /* ---- request fields --------------------------------------------------------- */
 
+int special_parse_object(struct fs_handle *h, const char *text, size_t len,
+			 struct json_t **out)
+{
+	json_error_t jerr;
+
+	*out = json_loadb(text, len, 0, &jerr);
+	if (!*out && h->node->id.kind->request_secret)	/* no quoting */
+		return special_fail(h, EINVAL, "invalid JSON at line %d, "
+				    "column %d", jerr.line, jerr.column);
+	if (!*out)
+		return special_fail(h, EINVAL, "invalid JSON at line %d, column "
+				    "%d: %s", jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(*out))
+		return special_fail(h, EINVAL, "the request must be a JSON "
+				    "object");
+	return 0;
+}
+
 int special_want_string(struct fs_handle *h, struct json_t *v,
 			const char *field, size_t max)
 {

@@ -25,6 +25,7 @@
  *     blob a dataset still needs.
  */
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -808,5 +809,17 @@ int store_datastore_paths(struct store *st, int64_t datastore_id,
 	sqlite3_reset(s);
 out_put:
 	conn_put(st, c);
+	return rc;
+}
+
+int dataset_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
 	return rc;
 }

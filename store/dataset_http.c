@@ -20,19 +20,6 @@
 
 #define CHUNK (1u << 20)
 
-__attribute__((format(printf, 4, 5)))
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 static int pin_one(struct http_source *src, const char *path,
 		   struct dataset_files *out, char *err, size_t errlen)
 {
@@ -41,27 +28,27 @@ static int pin_one(struct http_source *src, const char *path,
 	int rc;
 
 	if (strpbrk(path, "*?["))
-		return fail(err, errlen, STORE_INVALID,
+		return dataset_fail(err, errlen, STORE_INVALID,
 			    "invalid path '%s': an HTTP datastore cannot be "
 			    "listed, so a glob cannot match", path);
 	if (!dataset_path_is_valid(path))
-		return fail(err, errlen, STORE_INVALID, "invalid path '%s'", path);
+		return dataset_fail(err, errlen, STORE_INVALID, "invalid path '%s'", path);
 	rc = http_stat(src, path, &hs, err, errlen);
 	if (rc != STORE_OK)
 		return rc;
 	if (hs.is_dir)
-		return fail(err, errlen, STORE_INVALID, "'%s' is a directory: "
+		return dataset_fail(err, errlen, STORE_INVALID, "'%s' is a directory: "
 			    "an HTTP datastore cannot be listed, so name its "
 			    "files", path);
 	f = dataset_files_push(out);
 	if (!f)
-		return fail(err, errlen, STORE_NOMEM, "out of memory");
+		return dataset_fail(err, errlen, STORE_NOMEM, "out of memory");
 	f->path = strdup(path);
 	f->etag = strdup(hs.etag);
 	if (!f->path || !f->etag) {
 		dataset_file_release(f);
 		out->n--;
-		return fail(err, errlen, STORE_NOMEM, "out of memory");
+		return dataset_fail(err, errlen, STORE_NOMEM, "out of memory");
 	}
 	f->size = hs.size;
 	f->http_mtime_ms = hs.mtime_ms;
@@ -76,7 +63,7 @@ int dataset_http_pin(struct http_source *src, const char *const *paths,
 	int rc = STORE_OK;
 
 	if (npaths > DATASET_FILES_MAX)
-		return fail(err, errlen, STORE_TOO_BIG, "more than %d files",
+		return dataset_fail(err, errlen, STORE_TOO_BIG, "more than %d files",
 			    DATASET_FILES_MAX);
 	for (size_t i = 0; i < npaths && rc == STORE_OK; i++)
 		rc = pin_one(src, paths[i], out, err, errlen);
@@ -117,14 +104,14 @@ static int fetch(struct http_file *hf, const struct dataset_file *f, int fd,
 		if (n < 0)
 			return (int)n;
 		if (n == 0)
-			return fail(err, errlen, STORE_CORRUPT,
+			return dataset_fail(err, errlen, STORE_CORRUPT,
 				    "'%s' changed while it was copied: "
 				    "%llu of %llu bytes", f->path,
 				    (unsigned long long)off,
 				    (unsigned long long)f->size);
 		e = write_all(fd, buf, (size_t)n);
 		if (e < 0)
-			return fail(err, errlen, STORE_IO,
+			return dataset_fail(err, errlen, STORE_IO,
 				    "cannot write blob of '%s': %s", f->path,
 				    strerror(-e));
 		off += (uint64_t)n;
@@ -146,7 +133,7 @@ static int copy_one(const char *workspace_dir, struct http_source *src,
 	int rc;
 
 	if (!f->etag || strlen(f->etag) >= sizeof(pin.etag))
-		return fail(err, errlen, STORE_INVALID,
+		return dataset_fail(err, errlen, STORE_INVALID,
 			    "cannot copy '%s': no HTTP pin", f->path);
 	memcpy(pin.etag, f->etag, strlen(f->etag) + 1);
 	rc = http_file_open(src, f->path, &pin, NULL, &hf, err, errlen);
@@ -154,7 +141,7 @@ static int copy_one(const char *workspace_dir, struct http_source *src,
 		return rc;
 	rc = blob_tmp_open(workspace_dir, &t);
 	if (rc != STORE_OK) {
-		rc = fail(err, errlen, rc, "cannot copy '%s': cannot make a "
+		rc = dataset_fail(err, errlen, rc, "cannot copy '%s': cannot make a "
 			  "blob temporary in '%s'", f->path, workspace_dir);
 		goto out_close;
 	}
@@ -165,9 +152,9 @@ static int copy_one(const char *workspace_dir, struct http_source *src,
 	}
 	rc = blob_tmp_adopt(workspace_dir, &t, &ref, why, sizeof(why));
 	if (rc != STORE_OK)
-		rc = fail(err, errlen, rc, "cannot copy '%s': %s", f->path, why);
+		rc = dataset_fail(err, errlen, rc, "cannot copy '%s': %s", f->path, why);
 	else if (ref.size != f->size)
-		rc = fail(err, errlen, STORE_CORRUPT,
+		rc = dataset_fail(err, errlen, STORE_CORRUPT,
 			  "'%s' changed while it was copied: size %llu -> %llu",
 			  f->path, (unsigned long long)f->size,
 			  (unsigned long long)ref.size);
@@ -186,7 +173,7 @@ int dataset_http_copy(const char *workspace_dir, struct http_source *src,
 	size_t i;
 
 	if (!buf)
-		return fail(err, errlen, STORE_NOMEM, "out of memory");
+		return dataset_fail(err, errlen, STORE_NOMEM, "out of memory");
 	for (i = 0; i < fl->n && rc == STORE_OK; i++)
 		rc = copy_one(workspace_dir, src, &fl->v[i], buf, err, errlen);
 	if (rc != STORE_OK)

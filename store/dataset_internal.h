@@ -30,6 +30,10 @@ void dataset_files_truncate(struct dataset_files *fl, size_t from);
  */
 void dataset_files_sort_unique(struct dataset_files *fl, size_t from);
 
+/* Writes the message into @err (may be NULL) and returns @rc. */
+int dataset_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Bytewise order of two paths, for qsort() and bsearch(). */
 int dataset_path_cmp(const char *a, const char *b);
 

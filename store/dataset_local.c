@@ -57,19 +57,6 @@ static const char *lc_strerror(int e, char *buf, size_t len)
 	return buf;
 }
 
-__attribute__((format(printf, 4, 5)))
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 /*
  * @rel ("" for the root itself) below @root_fd, never leaving it.
  * openat2() refuses O_PATH with flags other than O_DIRECTORY, O_NOFOLLOW
@@ -105,7 +92,7 @@ static int open_root(const char *root, int *fd, char *err, size_t errlen)
 	*fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (*fd >= 0)
 		return STORE_OK;
-	return fail(err, errlen, errno == ENOENT ? STORE_NOT_FOUND : STORE_IO,
+	return dataset_fail(err, errlen, errno == ENOENT ? STORE_NOT_FOUND : STORE_IO,
 		    "cannot open datastore directory '%s': %s", root,
 		    ERRSTR(errno));
 }
@@ -156,13 +143,13 @@ static int look(struct walk *w, const char *rel, struct stat *st)
 	if (fd < 0) {
 		if (is_absent(-fd))
 			return STORE_NOT_FOUND;
-		return fail(w->err, w->errlen, STORE_IO, "cannot read '%s': %s",
+		return dataset_fail(w->err, w->errlen, STORE_IO, "cannot read '%s': %s",
 			    rel, ERRSTR(-fd));
 	}
 	e = fstat(fd, st) < 0 ? errno : 0;
 	close(fd);
 	if (e)
-		return fail(w->err, w->errlen, STORE_IO, "cannot read '%s': %s",
+		return dataset_fail(w->err, w->errlen, STORE_IO, "cannot read '%s': %s",
 			    rel, ERRSTR(e));
 	if (w->may_read && !w->may_read(w->ctx, st))
 		return STORE_NOT_FOUND;
@@ -179,9 +166,9 @@ static int child_path(struct walk *w, const char *rel, const char *name,
 	else
 		strbuf_addstr(sb, name);
 	if (sb->err)
-		return fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
+		return dataset_fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
 	if (sb->len > DATASET_PATH_MAX)
-		return fail(w->err, w->errlen, STORE_TOO_BIG,
+		return dataset_fail(w->err, w->errlen, STORE_TOO_BIG,
 			    "path '%.64s...' is longer than %d bytes", sb->buf,
 			    DATASET_PATH_MAX);
 	return STORE_OK;
@@ -210,13 +197,13 @@ static int list_dir(struct walk *w, const char *rel, struct names *nm)
 	memset(nm, 0, sizeof(*nm));
 	if (fd < 0)
 		return is_absent(-fd) ? STORE_NOT_FOUND
-				      : fail(w->err, w->errlen, STORE_IO,
+				      : dataset_fail(w->err, w->errlen, STORE_IO,
 					     "cannot read directory '%s': %s",
 					     rel[0] ? rel : ".", ERRSTR(-fd));
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);
-		return fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
+		return dataset_fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
 	}
 	errno = 0;
 	while ((de = readdir(d))) {
@@ -242,7 +229,7 @@ static int list_dir(struct walk *w, const char *rel, struct names *nm)
 
 		closedir(d);
 		names_release(nm);
-		return fail(w->err, w->errlen, STORE_IO,
+		return dataset_fail(w->err, w->errlen, STORE_IO,
 			    "cannot read directory '%s': %s", rel[0] ? rel : ".",
 			    ERRSTR(e));
 	}
@@ -251,12 +238,12 @@ static int list_dir(struct walk *w, const char *rel, struct names *nm)
 out_nomem:
 	closedir(d);
 	names_release(nm);
-	return fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
+	return dataset_fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
 }
 
 static int too_many(struct walk *w)
 {
-	return fail(w->err, w->errlen, STORE_TOO_BIG, "more than %d files match",
+	return dataset_fail(w->err, w->errlen, STORE_TOO_BIG, "more than %d files match",
 		    DATASET_FILES_MAX);
 }
 
@@ -275,11 +262,11 @@ static int add_file(struct walk *w, const char *rel, const struct stat *st)
 	}
 	f = dataset_files_push(w->out);
 	if (!f)
-		return fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
+		return dataset_fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
 	f->path = strdup(rel);
 	if (!f->path) {
 		w->out->n--;
-		return fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
+		return dataset_fail(w->err, w->errlen, STORE_NOMEM, "out of memory");
 	}
 	f->size = (uint64_t)st->st_size;
 	f->mtime_ns = mtime_ns(st);
@@ -434,12 +421,12 @@ static int pattern_parse(const char *text, struct pattern *p, char *err,
 
 	memset(p, 0, sizeof(*p));
 	if (len == 0)
-		return fail(err, errlen, STORE_INVALID, "invalid pattern '': empty");
+		return dataset_fail(err, errlen, STORE_INVALID, "invalid pattern '': empty");
 	if (text[0] == '/')
-		return fail(err, errlen, STORE_INVALID,
+		return dataset_fail(err, errlen, STORE_INVALID,
 			    "invalid pattern '%s': not relative", text);
 	if (len > DATASET_PATH_MAX)
-		return fail(err, errlen, STORE_INVALID,
+		return dataset_fail(err, errlen, STORE_INVALID,
 			    "invalid pattern '%.64s...': longer than %d bytes",
 			    text, DATASET_PATH_MAX);
 	p->buf = strdup(text);
@@ -447,7 +434,7 @@ static int pattern_parse(const char *text, struct pattern *p, char *err,
 	if (!p->buf || !p->seg) {
 		free(p->buf);
 		free(p->seg);
-		return fail(err, errlen, STORE_NOMEM, "out of memory");
+		return dataset_fail(err, errlen, STORE_NOMEM, "out of memory");
 	}
 	if (p->buf[len - 1] == '/') {
 		p->buf[len - 1] = '\0';
@@ -459,7 +446,7 @@ static int pattern_parse(const char *text, struct pattern *p, char *err,
 		if (slash)
 			*slash = '\0';
 		if (!s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
-			fail(err, errlen, STORE_INVALID, "invalid pattern '%s': %s",
+			dataset_fail(err, errlen, STORE_INVALID, "invalid pattern '%s': %s",
 			     text, s[0] ? "'.' and '..' are not allowed"
 					: "empty segment");
 			pattern_release(p);
@@ -496,14 +483,14 @@ int dataset_local_expand(const char *root, const char *const *patterns,
 		return rc;
 	w = calloc(1, sizeof(*w));
 	if (!w) {
-		rc = fail(err, errlen, STORE_NOMEM, "out of memory");
+		rc = dataset_fail(err, errlen, STORE_NOMEM, "out of memory");
 		goto out_close;
 	}
 	*w = (struct walk){ .root_fd = root_fd, .may_read = may_read,
 			    .ctx = ctx, .out = out, .from = out->n,
 			    .err = err, .errlen = errlen };
 	if (fstat(root_fd, &rst) < 0) {
-		rc = fail(err, errlen, STORE_IO,
+		rc = dataset_fail(err, errlen, STORE_IO,
 			  "cannot open datastore directory '%s': %s", root,
 			  ERRSTR(errno));
 		goto out_free;
@@ -516,7 +503,7 @@ int dataset_local_expand(const char *root, const char *const *patterns,
 		w->taken = 0;
 		rc = expand_in(w, &p, "", 0);
 		if (rc == STORE_OK && w->taken == 0)
-			rc = fail(err, errlen, STORE_NOT_FOUND,
+			rc = dataset_fail(err, errlen, STORE_NOT_FOUND,
 				  "no file matches '%s'", patterns[i]);
 		pattern_release(&p);
 	}
@@ -543,16 +530,16 @@ static int pin_check(const struct dataset_file *f, const struct stat *st,
 	int64_t now = mtime_ns(st);
 
 	if (!S_ISREG(st->st_mode))
-		return fail(err, errlen, STORE_CORRUPT,
+		return dataset_fail(err, errlen, STORE_CORRUPT,
 			    "'%s' changed %s: no longer a regular file",
 			    f->path, when);
 	if ((uint64_t)st->st_size != f->size)
-		return fail(err, errlen, STORE_CORRUPT,
+		return dataset_fail(err, errlen, STORE_CORRUPT,
 			    "'%s' changed %s: size %llu -> %llu", f->path, when,
 			    (unsigned long long)f->size,
 			    (unsigned long long)st->st_size);
 	if (now != f->mtime_ns)
-		return fail(err, errlen, STORE_CORRUPT,
+		return dataset_fail(err, errlen, STORE_CORRUPT,
 			    "'%s' changed %s: mtime %lld.%09lld -> %lld.%09lld",
 			    f->path, when, (long long)(f->mtime_ns / 1000000000),
 			    (long long)(f->mtime_ns % 1000000000),
@@ -574,20 +561,20 @@ static int open_pinned(int root_fd, const struct dataset_file *f, int *fd,
 		rc = e == ENOENT || e == ENOTDIR || e == EXDEV || e == ELOOP
 			     ? STORE_NOT_FOUND
 			     : e == EACCES || e == EPERM ? STORE_DENIED : STORE_IO;
-		return fail(err, errlen, rc, "cannot open '%s': %s", f->path,
+		return dataset_fail(err, errlen, rc, "cannot open '%s': %s", f->path,
 			    e == EXDEV ? "it now leads outside the datastore"
 				       : ERRSTR(e));
 	}
 	if (fstat(d, &st) < 0) {
 		e = errno;
 		close(d);
-		return fail(err, errlen, STORE_IO, "cannot read '%s': %s",
+		return dataset_fail(err, errlen, STORE_IO, "cannot read '%s': %s",
 			    f->path, ERRSTR(e));
 	}
 	rc = pin_check(f, &st, "since it was registered", err, errlen);
 	/* a regular file: O_NONBLOCK (kept a fifo from blocking) is moot */
 	if (rc == STORE_OK && fcntl(d, F_SETFL, 0) < 0)
-		rc = fail(err, errlen, STORE_IO, "cannot open '%s': %s",
+		rc = dataset_fail(err, errlen, STORE_IO, "cannot open '%s': %s",
 			  f->path, ERRSTR(errno));
 	if (rc != STORE_OK) {
 		close(d);
@@ -623,17 +610,17 @@ static int copy_one(const char *workspace_dir, int root_fd,
 		return rc;
 	rc = blob_put_fd(workspace_dir, fd, &ref, why, sizeof(why));
 	if (rc != STORE_OK) {
-		rc = fail(err, errlen, rc, "cannot copy '%s': %s", f->path, why);
+		rc = dataset_fail(err, errlen, rc, "cannot copy '%s': %s", f->path, why);
 		goto out_close;
 	}
 	if (fstat(fd, &st) < 0) {
-		rc = fail(err, errlen, STORE_IO, "cannot read '%s': %s",
+		rc = dataset_fail(err, errlen, STORE_IO, "cannot read '%s': %s",
 			  f->path, ERRSTR(errno));
 		goto out_close;
 	}
 	rc = pin_check(f, &st, "while it was copied", err, errlen);
 	if (rc == STORE_OK && ref.size != f->size)
-		rc = fail(err, errlen, STORE_CORRUPT,
+		rc = dataset_fail(err, errlen, STORE_CORRUPT,
 			  "'%s' changed while it was copied: size %llu -> %llu",
 			  f->path, (unsigned long long)f->size,
 			  (unsigned long long)ref.size);

@@ -250,63 +250,93 @@ static const struct fs_kind kind_dsv_dir = {
 
 /* ---- a version's file -------------------------------------------------------- */
 
-struct dsv_source {
-	struct store_dataset_version v;
+/*
+ * What a version's file node needs, read once and kept with the node (a
+ * version never changes): opens and stats cost no query after the first.
+ */
+struct dsv_cached {
 	struct dataset_file f;
-	struct ds_root *root;
+	int64_t created_ms;
+	int64_t datastore_id;
+	char *datastore;
 };
 
-static void dsv_source_release(struct dsv_source *s)
+static void dsv_cached_free(void *p)
 {
-	store_dataset_version_release(&s->v);
-	dataset_file_release(&s->f);
+	struct dsv_cached *c = p;
+
+	dataset_file_release(&c->f);
+	free(c->datastore);
+	free(c);
 }
 
-static int dsv_source_get(struct fs_ctx *ctx, struct fs_node *node,
-			  struct dsv_source *s)
+static int dsv_cached_fill(struct fs_ctx *ctx, struct fs_node *node,
+			   struct dsv_cached **out)
 {
+	struct store_dataset_version v = { 0 };
 	char rel[DATASET_PATH_MAX + 1];
+	struct dsv_cached *c;
 	int rc = dsv_rel(ctx, node, NULL, rel, sizeof(rel));
 
 	if (rc < 0)
 		return rc;
-	rc = version_of(ctx, node, &s->v);
-	if (rc < 0)
-		return rc;
-	rc = store_dataset_file_get(ctx->st, node->id.exp_id, rel, &s->f);
-	if (rc != STORE_OK) {
-		store_dataset_version_release(&s->v);
-		return -fs_errno(rc);
+	if (!(c = calloc(1, sizeof(*c))))
+		return -ENOMEM;
+	rc = version_of(ctx, node, &v);
+	if (rc == 0) {
+		rc = -fs_errno(store_dataset_file_get(ctx->st, node->id.exp_id,
+						      rel, &c->f));
+		c->created_ms = v.created_ms;
+		c->datastore_id = v.datastore_id;
+		c->datastore = strdup(v.datastore);
+		if (rc == 0 && !c->datastore)
+			rc = -ENOMEM;
+		store_dataset_version_release(&v);
 	}
-	rc = datastore_root_named(ctx, s->v.datastore, s->v.datastore_id,
-				  &s->root);
-	if (rc < 0 && !s->f.blob[0]) {
-		dsv_source_release(s);
+	if (rc < 0) {
+		dsv_cached_free(c);
 		return rc;
 	}
+	*out = c;
 	return 0;
+}
+
+/* The node's file and its version, borrowed for the node's life. */
+static int dsv_cached_get(struct fs_ctx *ctx, struct fs_node *node,
+			  const struct dsv_cached **out)
+{
+	struct dsv_cached *c = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&node->lock);
+	if (!node->kind_cache) {
+		rc = dsv_cached_fill(ctx, node, &c);
+		if (rc == 0)
+			node->kind_cache = c;
+	}
+	*out = node->kind_cache;
+	pthread_mutex_unlock(&node->lock);
+	return rc;
 }
 
 static int dsv_file_stat(struct fs_ctx *ctx, struct fs_node *node,
 			 struct stat *st)
 {
-	struct dsv_source s = { 0 };
-	int rc = dsv_source_get(ctx, node, &s);
+	const struct dsv_cached *c;
+	int rc = dsv_cached_get(ctx, node, &c);
+	int64_t ms;
 
 	if (rc < 0)
 		return rc;
-	st->st_size = (off_t)s.f.size;
-	if (s.f.mtime_ns >= 0) {
-		st->st_mtim.tv_sec = s.f.mtime_ns / 1000000000;
-		st->st_mtim.tv_nsec = s.f.mtime_ns % 1000000000;
-	} else {
-		int64_t ms = s.f.http_mtime_ms >= 0 ? s.f.http_mtime_ms
-						   : s.v.created_ms;
-
-		st->st_mtim.tv_sec = ms / 1000;
-		st->st_mtim.tv_nsec = (ms % 1000) * 1000000;
+	st->st_size = (off_t)c->f.size;
+	if (c->f.mtime_ns >= 0) {
+		st->st_mtim.tv_sec = c->f.mtime_ns / 1000000000;
+		st->st_mtim.tv_nsec = c->f.mtime_ns % 1000000000;
+		return 0;
 	}
-	dsv_source_release(&s);
+	ms = c->f.http_mtime_ms >= 0 ? c->f.http_mtime_ms : c->created_ms;
+	st->st_mtim.tv_sec = ms / 1000;
+	st->st_mtim.tv_nsec = (ms % 1000) * 1000000;
 	return 0;
 }
 
@@ -319,37 +349,6 @@ static int dsv_refuse_source(struct fs_ctx *ctx, struct fs_node *node,
 	return fs_refuse(ctx, "open", node, NULL, e, "%s", err);
 }
 
-static int dsv_file_backing(struct fs_ctx *ctx, struct fs_node *node,
-			    int flags, int *fd)
-{
-	struct dsv_source s = { 0 };
-	char err[512] = "";
-	int rc = dsv_source_get(ctx, node, &s);
-
-	(void)flags;	/* read-only: writers were refused (erofs) */
-	if (rc < 0)
-		return rc;
-	if (s.f.blob[0]) {
-		rc = blob_open(store_dir(ctx->st), s.f.blob, fd);
-		if (rc != STORE_OK)
-			snprintf(err, sizeof(err), "the copy of '%s' (blob %s) "
-				 "is missing", s.f.path, s.f.blob);
-	} else if (s.root->type == DATASTORE_LOCAL) {
-		rc = dataset_local_open(s.root->path, &s.f, fd, err,
-					sizeof(err));
-	} else {
-		rc = STORE_INVALID;	/* HTTP files are read by the hook */
-	}
-	if (rc != STORE_OK)
-		rc = dsv_refuse_source(ctx, node, rc, err);
-	dsv_source_release(&s);
-	return rc;
-}
-
-/*
- * HTTP files have no descriptor: open pins a reader to the registered
- * version (dataset.json's etag, last_modified and size).
- */
 /*
  * A local file passed its pin check at open; what it was then is kept,
  * and every read first checks it is still so: a source rewritten while a
@@ -395,56 +394,74 @@ static int dsv_read_check(struct fs_ctx *ctx, struct fs_handle *h)
 			 "%lld", (long long)p->size, (long long)st.st_size);
 }
 
+/*
+ * HTTP files have no descriptor: open pins a reader to the registered
+ * version (dataset.json's etag, last_modified and size).
+ */
 static int dsv_file_opened(struct fs_ctx *ctx, struct fs_handle *h)
 {
-	struct dsv_source s = { 0 };
+	const struct dsv_cached *c;
 	struct http_source *src;
 	struct http_stat pin = { 0 };
 	struct http_file *f;
+	struct ds_root *root;
 	char err[512];
 	int rc;
 
-	if (h->backing_fd >= 0)
-		return dsv_pin_at_open(h);
-	rc = dsv_source_get(ctx, h->node, &s);
+	rc = dsv_cached_get(ctx, h->node, &c);
 	if (rc < 0)
 		return rc;
-	rc = datastore_http(ctx, s.root, &src);
+	if (h->backing_fd >= 0)	/* a blob never changes: no pin to keep */
+		return c->f.blob[0] ? 0 : dsv_pin_at_open(h);
+	rc = datastore_root_named(ctx, c->datastore, c->datastore_id,
+					  &root);
+	if (rc == 0)
+		rc = datastore_http(ctx, root, &src);
 	if (rc < 0)
-		goto out;
-	pin.size = s.f.size;
-	snprintf(pin.etag, sizeof(pin.etag), "%s", s.f.etag ? s.f.etag : "");
-	pin.mtime_ms = s.f.http_mtime_ms;
+		return rc;
+	pin.size = c->f.size;
+	snprintf(pin.etag, sizeof(pin.etag), "%s", c->f.etag ? c->f.etag : "");
+	pin.mtime_ms = c->f.http_mtime_ms;
 	pin.ranges = 1;
-	rc = http_file_open(src, s.f.path, &pin, ctx->blockcache, &f, err,
+	rc = http_file_open(src, c->f.path, &pin, ctx->blockcache, &f, err,
 			    sizeof(err));
-	if (rc != STORE_OK) {
-		rc = dsv_refuse_source(ctx, h->node, rc, err);
-		goto out;
-	}
+	if (rc != STORE_OK)
+		return dsv_refuse_source(ctx, h->node, rc, err);
 	h->kind_data = f;
-out:
-	dsv_source_release(&s);
-	return rc;
+	return 0;
 }
 
-/* Local and copied files open their descriptor; HTTP ones do not. */
+/*
+ * Copied files open their blob, local ones their source (checked against
+ * the pin); HTTP ones have no descriptor (*fd -1: read by the hook).
+ */
 static int dsv_file_open(struct fs_ctx *ctx, struct fs_node *node, int flags,
 			 int *fd)
 {
-	struct dsv_source s = { 0 };
-	int rc = dsv_source_get(ctx, node, &s);
-	int http;
+	const struct dsv_cached *c;
+	struct ds_root *root = NULL;
+	char err[512] = "";
+	int rc = dsv_cached_get(ctx, node, &c);
 
+	(void)flags;	/* read-only: writers were refused (erofs) */
+	if (rc == 0 && !c->f.blob[0])
+		rc = datastore_root_named(ctx, c->datastore, c->datastore_id,
+					  &root);
 	if (rc < 0)
 		return rc;
-	http = !s.f.blob[0] && s.root->type == DATASTORE_HTTP;
-	dsv_source_release(&s);
-	if (http) {
-		*fd = -1;
-		return 0;
+	*fd = -1;
+	if (c->f.blob[0]) {
+		rc = blob_open(store_dir(ctx->st), c->f.blob, fd);
+		if (rc != STORE_OK)
+			snprintf(err, sizeof(err), "the copy of '%s' (blob %s) "
+				 "is missing", c->f.path, c->f.blob);
+	} else if (root->type == DATASTORE_LOCAL) {
+		rc = dataset_local_open(root->path, &c->f, fd, err,
+					sizeof(err));
+	} else {
+		rc = STORE_OK;
 	}
-	return dsv_file_backing(ctx, node, flags, fd);
+	return rc == STORE_OK ? 0 : dsv_refuse_source(ctx, node, rc, err);
 }
 
 static void dsv_file_release(struct fs_ctx *ctx, struct fs_handle *h)
@@ -466,6 +483,7 @@ static const struct fs_kind kind_dsv_file = {
 	.read_check = dsv_read_check,
 	.read = http_handle_read,
 	.release = dsv_file_release,
+	.cache_free = dsv_cached_free,
 	.erofs = 1,
 };
 

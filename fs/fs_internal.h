@@ -267,6 +267,8 @@ struct fs_kind {
 	 */
 	ssize_t (*read)(struct fs_ctx *ctx, struct fs_handle *h, char *buf,
 			size_t size, off_t off);
+	/* Frees node->kind_cache when the node goes. */
+	void (*cache_free)(void *cache);
 	/* Optional: called at open, after the handle is made. 0 or -errno. */
 	int (*opened)(struct fs_ctx *ctx, struct fs_handle *h);
 	/*
@@ -332,8 +334,11 @@ struct fs_node {
 	uint64_t list_ver;
 	struct fs_node *ino_next;
 	struct fs_node *name_next;
-	pthread_mutex_t lock;	/* protects content */
+	pthread_mutex_t lock;	/* protects content and kind_cache */
 	struct content content;
+	/* The kind's own state for this node, set once under lock (e.g. a
+	 * dataset file's pin) and freed with the node by kind->cache_free. */
+	void *kind_cache;
 };
 
 /* Per-open state. */

@@ -132,6 +132,8 @@ out_free:
 
 static void node_free(struct fs_node *n)
 {
+	if (n->kind_cache && n->id.kind->cache_free)
+		n->id.kind->cache_free(n->kind_cache);
 	content_release(&n->content);
 	pthread_mutex_destroy(&n->lock);
 	free(n->key_owned);

@@ -143,11 +143,10 @@ static int dsv_rel(struct fs_ctx *ctx, const struct fs_node *n,
 static int dsv_lookup(struct fs_ctx *ctx, struct fs_node *dir,
 		      const char *name, struct fs_ident *out)
 {
-	struct dataset_files fl = { 0 };
 	struct dataset_file f = { 0 };
 	char rel[DATASET_PATH_MAX + 2];
 	size_t len;
-	int rc = dsv_rel(ctx, dir, name, rel, sizeof(rel) - 1);
+	int found, rc = dsv_rel(ctx, dir, name, rel, sizeof(rel) - 1);
 
 	if (rc < 0)
 		return rc;
@@ -164,13 +163,11 @@ static int dsv_lookup(struct fs_ctx *ctx, struct fs_node *dir,
 	len = strlen(rel);
 	rel[len] = '/';
 	rel[len + 1] = '\0';
-	rc = store_dataset_files(ctx->st, dir->id.exp_id, rel, &fl);
+	rc = store_dataset_has_prefix(ctx->st, dir->id.exp_id, rel, &found);
 	if (rc != STORE_OK)
 		return -fs_errno(rc);
-	rc = fl.n ? 0 : -ENOENT;
-	dataset_files_release(&fl);
 	out->kind = &kind_dsv_dir;
-	return rc;
+	return found ? 0 : -ENOENT;
 }
 
 static int dsv_list(struct fs_ctx *ctx, struct fs_node *dir,

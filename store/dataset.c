@@ -703,29 +703,46 @@ static size_t prefix_upper(const char *prefix, char *buf)
 	return n;
 }
 
+/*
+ * The statement of a query on the paths under @prefix of @id: @range,
+ * bounded above by @upper (prefix_upper()), or @from when nothing bounds
+ * it; bound and ready to step. NULL when it cannot be prepared.
+ */
+static sqlite3_stmt *prefix_stmt(struct conn *c, enum stmt_id from,
+				 enum stmt_id range, int64_t id,
+				 const char *prefix, char *upper)
+{
+	size_t nupper = prefix_upper(prefix, upper);
+	sqlite3_stmt *s = stmt_get(c, nupper ? range : from);
+
+	if (!s)
+		return NULL;
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_text(s, 2, prefix, -1, SQLITE_STATIC);
+	if (nupper)
+		sqlite3_bind_text(s, 3, upper, (int)nupper, SQLITE_STATIC);
+	return s;
+}
+
 int store_dataset_files(struct store *st, int64_t version_id,
 			const char *prefix, struct dataset_files *out)
 {
 	char upper[DATASET_PATH_MAX + 1];
-	size_t from = out->n, nupper;
+	size_t from = out->n;
 	struct conn *c;
 	sqlite3_stmt *s;
 	int rc;
 
 	if (strlen(prefix) > DATASET_PATH_MAX)
 		return STORE_OK;	/* no path is that long */
-	nupper = prefix_upper(prefix, upper);
 	rc = conn_get(st, &c);
 	if (rc != STORE_OK)
 		return rc;
 	rc = STORE_IO;
-	s = stmt_get(c, nupper ? SQL_DATASET_FILES_RANGE : SQL_DATASET_FILES_FROM);
+	s = prefix_stmt(c, SQL_DATASET_FILES_FROM, SQL_DATASET_FILES_RANGE,
+			version_id, prefix, upper);
 	if (!s)
 		goto out_put;
-	sqlite3_bind_int64(s, 1, version_id);
-	sqlite3_bind_text(s, 2, prefix, -1, SQLITE_STATIC);
-	if (nupper)
-		sqlite3_bind_text(s, 3, upper, (int)nupper, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct dataset_file *f = dataset_files_push(out);
 
@@ -779,26 +796,20 @@ int store_datastore_paths(struct store *st, int64_t datastore_id,
 			  const char *prefix, store_path_fn fn, void *ctx)
 {
 	char upper[DATASET_PATH_MAX + 1];
-	size_t nupper;
 	struct conn *c;
 	sqlite3_stmt *s;
 	int rc;
 
 	if (strlen(prefix) > DATASET_PATH_MAX)
 		return STORE_OK;	/* no path is that long */
-	nupper = prefix_upper(prefix, upper);
 	rc = conn_get(st, &c);
 	if (rc != STORE_OK)
 		return rc;
 	rc = STORE_IO;
-	s = stmt_get(c, nupper ? SQL_DATASTORE_PATHS_RANGE
-			       : SQL_DATASTORE_PATHS_FROM);
+	s = prefix_stmt(c, SQL_DATASTORE_PATHS_FROM, SQL_DATASTORE_PATHS_RANGE,
+			datastore_id, prefix, upper);
 	if (!s)
 		goto out_put;
-	sqlite3_bind_int64(s, 1, datastore_id);
-	sqlite3_bind_text(s, 2, prefix, -1, SQLITE_STATIC);
-	if (nupper)
-		sqlite3_bind_text(s, 3, upper, (int)nupper, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		if (fn(ctx, (const char *)sqlite3_column_text(s, 0)))
 			break;
@@ -821,5 +832,34 @@ int dataset_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 		vsnprintf(err, errlen, fmt, ap);
 		va_end(ap);
 	}
+	return rc;
+}
+
+int store_dataset_has_prefix(struct store *st, int64_t version_id,
+			     const char *prefix, int *found)
+{
+	char upper[DATASET_PATH_MAX + 1];
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc;
+
+	*found = 0;
+	if (strlen(prefix) > DATASET_PATH_MAX)
+		return STORE_OK;
+	rc = conn_get(st, &c);
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = prefix_stmt(c, SQL_DATASET_PREFIX_FROM, SQL_DATASET_PREFIX_RANGE,
+			version_id, prefix, upper);
+	if (!s)
+		goto out_put;
+	rc = sqlite3_step(s);
+	*found = rc == SQLITE_ROW;
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK
+		: store_rc_from_sqlite(c, rc, "look up a dataset directory");
+	sqlite3_reset(s);
+out_put:
+	conn_put(st, c);
 	return rc;
 }

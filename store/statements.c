@@ -280,6 +280,13 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 		"SELECT " DATASET_FILE_COLUMNS " FROM dataset_file "
 		"WHERE version_id = ?1 AND path >= ?2 AND path < ?3 "
 		"ORDER BY path",
+	/* Whether a version has a file under a prefix: one index probe. */
+	[SQL_DATASET_PREFIX_FROM] =
+		"SELECT 1 FROM dataset_file WHERE version_id = ?1 AND "
+		"path >= ?2 LIMIT 1",
+	[SQL_DATASET_PREFIX_RANGE] =
+		"SELECT 1 FROM dataset_file WHERE version_id = ?1 AND "
+		"path >= ?2 AND path < ?3 LIMIT 1",
 	/* The paths a datastore's dataset versions use: each version's
 	 * files by a range of the primary key, as above. */
 	[SQL_DATASTORE_PATHS_FROM] =

@@ -137,6 +137,14 @@ typedef int (*store_path_fn)(void *ctx, const char *path);
 int store_datastore_paths(struct store *st, int64_t datastore_id,
 			  const char *prefix, store_path_fn fn, void *ctx);
 
+/*
+ * store_dataset_has_prefix - *found = 1 when version row @version_id has
+ * a file whose path starts with @prefix ("dir/": a directory), in one
+ * index probe whatever the number of files below it.
+ */
+int store_dataset_has_prefix(struct store *st, int64_t version_id,
+			     const char *prefix, int *found);
+
 /* The file @path of version row @version_id; STORE_NOT_FOUND. */
 int store_dataset_file_get(struct store *st, int64_t version_id,
 			   const char *path, struct dataset_file *out);

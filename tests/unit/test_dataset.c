@@ -1056,3 +1056,32 @@ Test(dataset_http, copy_reads_the_pinned_bytes_or_fails)
 	http_source_free(src);
 	store_close(st);
 }
+
+Test(dataset, has_prefix_answers_for_directories_in_one_probe)
+{
+	struct store *st = ws_open();
+	struct dataset_file f[] = { pin("data/x/1.csv", 1), pin("datax", 2) };
+	struct dataset_spec sp = spec("d", "src", f, 2);
+	struct store_dataset_version v = { 0 };
+	int found = -1;
+
+	make_local(st, "src", "src");
+	cr_assert_eq(store_dataset_register(st, &sp, &v), STORE_OK);
+	cr_assert_eq(store_dataset_has_prefix(st, v.id, "data/", &found),
+		     STORE_OK);
+	cr_expect_eq(found, 1);
+	cr_assert_eq(store_dataset_has_prefix(st, v.id, "data/x/", &found),
+		     STORE_OK);
+	cr_expect_eq(found, 1);
+	cr_assert_eq(store_dataset_has_prefix(st, v.id, "datax/", &found),
+		     STORE_OK);
+	cr_expect_eq(found, 0, "a file is not a directory");
+	cr_assert_eq(store_dataset_has_prefix(st, v.id, "dat/", &found),
+		     STORE_OK);
+	cr_expect_eq(found, 0);
+	cr_assert_eq(store_dataset_has_prefix(st, v.id + 1, "data/", &found),
+		     STORE_OK);
+	cr_expect_eq(found, 0, "another version");
+	store_dataset_version_release(&v);
+	store_close(st);
+}

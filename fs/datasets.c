@@ -411,11 +411,13 @@ static int dsv_file_opened(struct fs_ctx *ctx, struct fs_handle *h)
 	if (h->backing_fd >= 0)	/* a blob never changes: no pin to keep */
 		return c->f.blob[0] ? 0 : dsv_pin_at_open(h);
 	rc = datastore_root_named(ctx, c->datastore, c->datastore_id,
-					  &root);
+				  &root);
 	if (rc == 0)
 		rc = datastore_http(ctx, root, &src);
-	if (rc < 0)
-		return rc;
+	if (rc < 0)	/* the message never quotes the credentials */
+		return fs_refuse(ctx, "open", h->node, NULL, -rc, "cannot use "
+				 "datastore '%s': it is gone or its credentials "
+				 "could not be read", c->datastore);
 	pin.size = c->f.size;
 	snprintf(pin.etag, sizeof(pin.etag), "%s", c->f.etag ? c->f.etag : "");
 	pin.mtime_ms = c->f.http_mtime_ms;

@@ -29,14 +29,20 @@ static int http_rel(struct fs_ctx *ctx, const struct fs_node *n,
 	return node_path_join(ctx, n, &kind_ds_http_root, name, buf, len);
 }
 
-static int http_source_of(struct fs_ctx *ctx, const struct fs_node *n,
+static int http_source_of(struct fs_ctx *ctx, struct fs_node *n,
 			  struct http_source **src)
 {
 	struct ds_root *r = datastore_root(ctx, n->id.exp_id);
+	int rc;
 
 	if (!r)
 		return -ENOENT;
-	return datastore_http(ctx, r, src);
+	rc = datastore_http(ctx, r, src);
+	if (rc < 0)	/* the message never quotes the credentials */
+		return fs_refuse(ctx, "open", n, NULL, -rc, "cannot use "
+				 "datastore '%s': its credentials could not be "
+				 "read", r->name);
+	return 0;
 }
 
 /* HEAD of @rel; failures other than "no such file" go to the events. */

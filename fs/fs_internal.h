@@ -140,6 +140,10 @@ struct dir_entry {
 	char *name;
 	struct fs_ident id;	/* key points into name when needed */
 	int64_t mtime_ms;	/* > 0 when known, saves a lookup query */
+	/* A file's size and its kind's reference (a model file's blob),
+	 * when the listing knew them; ref NULL otherwise (see prime). */
+	int64_t size;
+	char *ref;
 };
 
 struct dirlist {
@@ -153,6 +157,10 @@ struct dirlist {
  */
 int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
 		int64_t mtime_ms);
+/* dirlist_add with a file's @size and @ref (copied), for the kind's prime. */
+int dirlist_add_file(struct dirlist *dl, const char *name,
+		     const struct fs_ident *id, int64_t mtime_ms, int64_t size,
+		     const char *ref);
 void dirlist_release(struct dirlist *dl);
 
 /* What mkdir and create ask for. */
@@ -244,6 +252,13 @@ struct fs_kind {
 	 * st_size and st_mtim of @st; 0 or -errno.
 	 */
 	int (*stat)(struct fs_ctx *ctx, struct fs_node *node, struct stat *st);
+	/*
+	 * Optional: keep what a listing knew of this file (its entry's
+	 * mtime_ms, size and ref) as the node's content, so that
+	 * readdirplus of N files costs no query per file. Called with the
+	 * node locked while its content is not rendered; -ENOMEM or 0.
+	 */
+	int (*prime)(struct fs_node *node, const struct dir_entry *e);
 	/*
 	 * stat() fills every field (type and mode, owner, links, times):
 	 * the node mirrors a real file whose attributes are its own.
@@ -414,6 +429,8 @@ struct fs_ctx {
 	struct ds_roots *ds_roots;	/* datastores.c: roots by id */
 	struct http_options http_opt;	/* HTTP datastores' timeouts */
 	struct blockcache *blockcache;	/* HTTP blocks; NULL: none */
+	pthread_mutex_t prefetch_lock;	/* starting the prefetcher */
+	struct prefetcher *prefetch;	/* prefetch.c; NULL until first used */
 };
 
 /* inode.c */
@@ -548,6 +565,29 @@ int watcher_start(struct fs_ctx *ctx);
 /* mount.c: "MAJ:MIN" of the newest mount at absolute @mountpoint. */
 int mount_device(const char *mountpoint, char *dev, size_t devlen);
 void watcher_stop(struct fs_ctx *ctx);
+
+/*
+ * prefetch.c: a listed version's blobs warmed by background threads (the
+ * bounds and the reasons are in prefetch.c). A kind's list collects the
+ * version's files in path order with prefetch_list_add (which keeps to
+ * the bounds), then hands them over with prefetch_blobs, which always
+ * releases @pl. @key names the version (models: its id; datasets: minus
+ * its id): a version listed again soon is not warmed twice.
+ */
+struct prefetch_item {
+	char hex[65];		/* the blob (BLOB_HEX_LEN digits) */
+	int64_t size;		/* bytes to ask for; 0: open only */
+};
+struct prefetch_list {
+	struct prefetch_item *v;
+	size_t n, alloc;
+	int64_t bytes;
+};
+int prefetch_list_add(struct prefetch_list *pl, const char *hex, int64_t size);
+void prefetch_list_release(struct prefetch_list *pl);
+void prefetch_blobs(struct fs_ctx *ctx, int64_t key, struct prefetch_list *pl);
+/* At unmount: stops the threads; queued work is dropped. */
+void prefetch_stop(struct fs_ctx *ctx);
 
 /* snapshots.c */
 int snapshots_ctx_init(struct fs_ctx *ctx);

@@ -974,6 +974,8 @@ struct vfind {
 	struct dirlist *list;
 	const struct fs_ident *dir;
 	char last[MODEL_FILE_PATH_MAX + 1];	/* last child listed */
+	struct prefetch_list *prefetch;	/* non-NULL: collect every file */
+	int64_t created_ms;	/* listing: the version's, for its entries */
 };
 
 static int vfind_one(void *arg, const struct store_model_file *f)
@@ -999,6 +1001,9 @@ static int vfind_one(void *arg, const struct store_model_file *f)
 	} else {
 		rest = f->path;
 	}
+	if (vf->prefetch && prefetch_list_add(vf->prefetch, f->blob,
+					      f->size) < 0)
+		return 1;
 	vf->found = 2;
 	if (!vf->list)
 		return 0;
@@ -1015,7 +1020,10 @@ static int vfind_one(void *arg, const struct store_model_file *f)
 		id.kind = slash ? &kind_vdir
 				: (f->mode & 0111) ? &kind_vexec : &kind_vfile;
 		id.key = NULL;
-		if (dirlist_add(vf->list, vf->last, &id, 0) < 0)
+		/* a file's entry carries what its attributes need (vfile_prime) */
+		if (dirlist_add_file(vf->list, vf->last, &id, vf->created_ms,
+				     slash ? -1 : f->size,
+				     slash ? NULL : f->blob) < 0)
 			return 1;
 	}
 	return 0;
@@ -1068,21 +1076,33 @@ static int vdir_list(struct fs_ctx *ctx, struct fs_node *dir,
 		     struct dirlist *dl)
 {
 	struct strbuf path = STRBUF_INIT;
+	struct prefetch_list pl = { 0 };
+	struct store_model_version v;
 	struct vfind *vf = calloc(1, sizeof(*vf));
 	int rc = vf ? vfile_path(dir, &path) : -ENOMEM;
 
+	if (rc == 0)
+		rc = mversion_get(ctx, dir, &v);
 	if (rc < 0)
 		goto out;
+	vf->created_ms = v.created_ms;
+	store_model_version_release(&v);
 	vf->path = strbuf_str(&path);
 	vf->plen = path.len;
 	vf->list = dl;
 	vf->dir = &dir->id;
+	/* files/ itself: its listing warms the version (prefetch.c) */
+	if (!path.len)
+		vf->prefetch = &pl;
 	rc = vfind(ctx, dir->id.run_id, vf);
 	if (rc == -ENOENT && !path.len)
 		rc = 0;		/* a version without files */
+	if (rc == 0 && vf->prefetch)
+		prefetch_blobs(ctx, dir->id.run_id, &pl);
 	for (size_t i = 0; i < dl->n; i++)
 		dl->v[i].id.key = dir->id.key;
 out:
+	prefetch_list_release(&pl);
 	free(vf);
 	strbuf_release(&path);
 	return rc;
@@ -1173,6 +1193,17 @@ static int vfile_open(struct fs_ctx *ctx, struct fs_node *node, int flags,
 	return rc;
 }
 
+static int vfile_prime(struct fs_node *node, const struct dir_entry *e)
+{
+	struct content *c = &node->content;
+
+	strbuf_reset(&c->mem);
+	if (strbuf_addstr(&c->mem, e->ref) < 0)
+		return -ENOMEM;
+	c->mtime_ms = e->mtime_ms;
+	c->aux = e->size;
+	return 0;
+}
 static int vfile_stat(struct fs_ctx *ctx, struct fs_node *node,
 		      struct stat *st)
 {
@@ -1209,6 +1240,7 @@ static const struct fs_kind kind_vfile = {
 	.dep = DEP_NONE,
 	.backing_open = vfile_open,
 	.stat = vfile_stat,
+	.prime = vfile_prime,
 	.erofs = 1,
 };
 
@@ -1218,6 +1250,7 @@ static const struct fs_kind kind_vexec = {
 	.dep = DEP_NONE,
 	.backing_open = vfile_open,
 	.stat = vfile_stat,
+	.prime = vfile_prime,
 	.erofs = 1,
 };
 

@@ -103,6 +103,7 @@ static int ctx_init(struct fs_ctx *ctx, const struct fs_mount_options *opt)
 	ctx->gid = getgid();
 	pthread_mutex_init(&ctx->carry_lock, NULL);
 	pthread_mutex_init(&ctx->model_lock, NULL);
+	pthread_mutex_init(&ctx->prefetch_lock, NULL);
 	pthread_cond_init(&ctx->carry_done, NULL);
 	rc = store_open(opt->workspace, STORE_CREATE, &ctx->st, err, sizeof(err));
 	if (rc != STORE_OK) {
@@ -151,6 +152,8 @@ out_close:
 
 static void ctx_release(struct fs_ctx *ctx)
 {
+	prefetch_stop(ctx);
+	pthread_mutex_destroy(&ctx->prefetch_lock);
 	compute_local_free(ctx->compute);
 	pthread_cond_destroy(&ctx->carry_done);
 	pthread_mutex_destroy(&ctx->carry_lock);

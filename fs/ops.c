@@ -67,6 +67,13 @@ static void caller_leave(int entered)
 int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
 		int64_t mtime_ms)
 {
+	return dirlist_add_file(dl, name, id, mtime_ms, -1, NULL);
+}
+
+int dirlist_add_file(struct dirlist *dl, const char *name,
+		     const struct fs_ident *id, int64_t mtime_ms, int64_t size,
+		     const char *ref)
+{
 	struct dir_entry *e;
 
 	if (dl->n == dl->alloc) {
@@ -80,22 +87,29 @@ int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
 	}
 	e = &dl->v[dl->n];
 	e->name = strdup(name);
-	if (!e->name)
+	e->ref = ref ? strdup(ref) : NULL;
+	if (!e->name || (ref && !e->ref)) {
+		free(e->name);
+		free(e->ref);
 		return -ENOMEM;
+	}
 	e->id = *id;
 	/* A key that is the entry's name is kept with it; another key
 	 * (a dataset's name in its versions) must outlive the listing. */
 	if (id->key && strcmp(id->key, name) == 0)
 		e->id.key = e->name;
 	e->mtime_ms = mtime_ms;
+	e->size = size;
 	dl->n++;
 	return 0;
 }
 
 void dirlist_release(struct dirlist *dl)
 {
-	for (size_t i = 0; i < dl->n; i++)
+	for (size_t i = 0; i < dl->n; i++) {
 		free(dl->v[i].name);
+		free(dl->v[i].ref);
+	}
 	free(dl->v);
 	memset(dl, 0, sizeof(*dl));
 }
@@ -1037,20 +1051,24 @@ static int listing_build(struct fs_ctx *ctx, struct fs_handle *h)
 
 /*
  * A listed directory's times came with the listing: keep them, so that
- * "ls -l" of 10,000 runs costs one query, not 10,000.
+ * "ls -l" of 10,000 runs costs one query, not 10,000. So do the files
+ * whose kind keeps what the listing knew (prime).
  */
 static void prime_from_listing(struct fs_ctx *ctx, struct fs_handle *h,
 			       struct fs_node *n, const struct dir_entry *e)
 {
 	const struct fs_kind *k = n->id.kind;
+	int is_dir = S_ISDIR(k->mode);
 	uint64_t ver;
 
-	if (!S_ISDIR(k->mode) || e->mtime_ms <= 0)
+	if (is_dir ? e->mtime_ms <= 0 : !(k->prime && e->ref))
 		return;
 	ver = version_get(ctx, k->dep, node_dep_id(n));
 	pthread_mutex_lock(&n->lock);
-	if (!n->content.rendered && ver <= h->list_clock) {
-		n->content.mtime_ms = e->mtime_ms;
+	if (!n->content.rendered && ver <= h->list_clock &&
+	    (is_dir || k->prime(n, e) == 0)) {
+		if (is_dir)
+			n->content.mtime_ms = e->mtime_ms;
 		n->content.ver = ver;
 		n->content.rendered = 1;
 	}

@@ -277,6 +277,45 @@ expect_eq "$(sha256sum <"$TMP/big.bin")" "$(sha256sum <"$M/big/1/files/big.bin")
 rmdir "$M/big/1" && rmdir "$M/big" || fail "remove big"
 rm -f "$TMP/big.bin"
 
+test_case listing_files_warms_the_blobs_and_ls_l_matches_model_json
+mkdir -p "$TMP/shards/sub"
+for i in $(seq 30); do head -c $((i * 3000)) /dev/urandom >"$TMP/shards/s$i.bin"; done
+head -c 5000 /dev/urandom >"$TMP/shards/sub/tok.json"
+expect_eq "shards 1" "$(register "{\"name\": \"shards\", \"path\": \"$TMP/shards\"}")" "reply"
+blobs=$("$PY" -c 'import json, sys
+print(" ".join(f["sha256"] for f in json.load(open(sys.argv[1]))["files"]))' "$M/shards/1/model.json")
+# all_resident: every blob of the version has all its pages in memory
+all_resident() {
+	local b
+	for b in $blobs; do
+		fincore -n -b -o RES,SIZE "$WS/blobs/${b:0:2}/${b:2}"
+	done | awk '$1 < $2 {short++} END {exit short > 0}'
+}
+if [ -w /proc/sys/vm/drop_caches ]; then
+	sync && echo 3 >/proc/sys/vm/drop_caches
+	all_resident && fail "the blobs stayed in memory after drop_caches: this case cannot see a prefetch"
+	ls "$M/shards/1/files" >/dev/null || fail "ls files/"
+	poll_ms 5000 all_resident || fail "listing files/ did not warm the version's blobs"
+else
+	echo "# not root: the prefetch half of this case needs drop_caches"
+fi
+# readdirplus answers from the listing: what it says must be model.json's
+"$PY" - "$M/shards/1" <<-'EOF' || fail "ls -l of files/ disagrees with model.json"
+	import hashlib, json, os, sys
+	v = sys.argv[1]
+	want = {f["path"]: f for f in json.load(open(v + "/model.json"))["files"]}
+	seen = {}
+	for d, _, names in os.walk(v + "/files"):
+	    for n in names:
+	        p = os.path.join(d, n)
+	        seen[os.path.relpath(p, v + "/files")] = p
+	assert sorted(seen) == sorted(want), (sorted(seen), sorted(want))
+	for rel, p in seen.items():
+	    st = os.stat(p)
+	    assert st.st_size == want[rel]["size"], (rel, st.st_size, want[rel])
+	    assert hashlib.sha256(open(p, "rb").read()).hexdigest() == want[rel]["sha256"], rel
+	EOF
+
 test_case unreferenced_blobs_are_removed_at_mount_unless_a_put_is_open
 mlfs_unmount
 old=$WS/blobs/00/$(printf '%062d' 0)

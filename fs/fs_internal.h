@@ -658,6 +658,15 @@ int model_version_parse(const char *s, int64_t *out);
  * (older than an hour). The number removed, or -errno.
  */
 int models_mount_cleanup(struct fs_ctx *ctx);
+/*
+ * After a failed registration: removes those of the @n blobs it made
+ * (@hex) that nothing committed refers to. Another process's put may
+ * have found one of them stored meanwhile and committed a version naming
+ * it, so the caller's shared put lock *@hold is given up (*hold = -1) and
+ * the lock taken exclusively for the check. Call under ctx->model_lock.
+ */
+void models_unput(struct fs_ctx *ctx, int *hold, const char *const *hex,
+		  size_t n);
 
 /* Directory times: when their entries last changed. */
 int experiments_dir_render(struct fs_ctx *ctx, struct fs_node *node,

@@ -343,13 +343,18 @@ static int store_version(struct fs_ctx *ctx, struct fs_handle *h,
 		.properties = r->props,
 		.nproperties = r->nprops,
 	};
-	size_t put = 0;
+	const char **made;	/* hexes of the blobs this request made */
+	size_t put = 0, nmade = 0;
 	char err[512];
 	int hold = -1, rc = 0;
 
 	mf = calloc(r->nfiles, sizeof(*mf));
-	if (!mf)
+	made = calloc(r->nfiles, sizeof(*made));
+	if (!mf || !made) {
+		free(mf);
+		free(made);
 		return special_fail(h, ENOMEM, "out of memory");
+	}
 	/* until the version refers to them, the blobs are not orphans */
 	if (blob_puts_hold(ws, &hold) != STORE_OK) {
 		rc = special_fail(h, EIO, "cannot lock '%s/blobs/.puts'", ws);
@@ -382,12 +387,14 @@ static int store_version(struct fs_ctx *ctx, struct fs_handle *h,
 			  json_string_value(json_object_get(r->req, "name")),
 			  store_strerror(rc));
 out_unput:
-	/* Blobs this request made and no version refers to. */
+	/* The blobs this request made go, unless another put committed one. */
 	for (size_t i = 0; i < put; i++)
 		if (!r->files[i].blob.existed)
-			blob_remove(ws, r->files[i].blob.hex);
+			made[nmade++] = r->files[i].blob.hex;
+	models_unput(ctx, &hold, made, nmade);
 out_free:
 	blob_puts_release(hold);
+	free(made);
 	free(mf);
 	return rc;
 }

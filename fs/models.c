@@ -353,6 +353,29 @@ static int model_list(struct fs_ctx *ctx, struct fs_node *dir,
 	return -fs_errno(rc);
 }
 
+void models_unput(struct fs_ctx *ctx, int *hold, const char *const *hex,
+		  size_t n)
+{
+	const char *ws = store_dir(ctx->st);
+	int lock = -1, rc;
+
+	blob_puts_release(*hold);
+	*hold = -1;
+	if (n == 0)
+		return;
+	/* Every put window closes first: what it found is committed now. */
+	rc = blob_puts_exclusive(ws, &lock);
+	for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+		int used = 1;
+
+		if (store_blob_referenced(ctx->st, hex[i], &used) == STORE_OK &&
+		    !used)
+			blob_remove(ws, hex[i]);
+	}
+	/* A blob kept by a failure here is an orphan for the mount's sweep. */
+	blob_puts_release(lock);
+}
+
 /* rmdir models/NAME/N: delete the version, then its orphaned blobs. */
 static int model_rmdir(struct fs_ctx *ctx, struct fs_node *dir,
 		       const char *name)
@@ -520,8 +543,11 @@ static int drop_register(struct fs_ctx *ctx, struct fs_handle *h)
 		f.blob = ref.hex;
 		f.size = (int64_t)ref.size;
 		rc = store_model_register(ctx->st, h->node->id.key, &spec, &v);
-		if (rc != STORE_OK && !ref.existed)
-			blob_remove(store_dir(ctx->st), ref.hex);
+		if (rc != STORE_OK && !ref.existed) {
+			const char *made = ref.hex;
+
+			models_unput(ctx, &hold, &made, 1);
+		}
 	}
 	blob_puts_release(hold);
 	pthread_mutex_unlock(&ctx->model_lock);

@@ -756,6 +756,35 @@ out_put:
 	return rc;
 }
 
+int store_blob_referenced(struct store *st, const char *hex, int *referenced)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_IO;
+	s = stmt_get(c, SQL_BLOB_REFERENCED);
+	if (!s)
+		goto out_put;
+	sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*referenced = sqlite3_column_int(s, 0) != 0;
+		rc = STORE_OK;
+	} else {
+		rc = store_rc_from_sqlite(c, rc, "look up a blob");
+		if (rc == STORE_OK)
+			rc = STORE_IO;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+out_put:
+	conn_put(st, c);
+	return rc;
+}
+
 /* ---- deleting versions -------------------------------------------------- */
 
 static int active_refs_locked(struct conn *c, int64_t version_id,

@@ -363,6 +363,9 @@ const char *const store_sql[SQL_STMT_COUNT] = {
 		"SELECT blob FROM model_file UNION "
 		"SELECT blob FROM dataset_file WHERE blob IS NOT NULL "
 		"ORDER BY 1",
+	[SQL_BLOB_REFERENCED] =
+		"SELECT EXISTS (SELECT 1 FROM model_file WHERE blob = ?1) OR "
+		"EXISTS (SELECT 1 FROM dataset_file WHERE blob = ?1)",
 	[SQL_MODEL_ACTIVE_REFS] =
 		"SELECT count(*) FROM deployment_ref "
 		"WHERE version_id = ?1 AND active",

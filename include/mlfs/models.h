@@ -187,6 +187,15 @@ int store_model_version_delete(struct store *st, const char *name,
 typedef int (*store_blob_fn)(void *ctx, const char *hex);
 int store_blob_each(struct store *st, store_blob_fn fn, void *ctx);
 
+/*
+ * store_blob_referenced - *referenced = 1 when some model version or some
+ * copied dataset file refers to blob @hex, else 0. For a failed put's
+ * cleanup: a blob it made may meanwhile have been found stored by
+ * another process's put and committed there, and must then stay (ask
+ * while holding the put lock exclusively, blob.h). STORE_OK, STORE_IO.
+ */
+int store_blob_referenced(struct store *st, const char *hex, int *referenced);
+
 /* ---- tags and properties of versions (store/model_meta.c) ------------ */
 
 /*

@@ -512,7 +512,7 @@ static const char *hex64(char c)
 	return h;
 }
 
-Test(dataset, blob_each_and_model_orphans_keep_dataset_blobs)
+Test(dataset, blob_each_referenced_and_model_orphans_keep_dataset_blobs)
 {
 	struct store *st = ws_open();
 	struct dataset_file f[] = { pin("x", 1), pin("y", 1), pin("z", 1) };
@@ -546,6 +546,14 @@ Test(dataset, blob_each_and_model_orphans_keep_dataset_blobs)
 	cr_assert_eq(orphans.n, 1);
 	cr_expect_str_eq(orphans.hex[0], hex64('b'));
 	store_hex_list_release(&orphans);
+	/* what a failed put's cleanup asks before removing a blob it made */
+	for (const char *c = "abcd"; *c; c++) {
+		int used = -1;
+
+		cr_assert_eq(store_blob_referenced(st, hex64(*c), &used),
+			     STORE_OK);
+		cr_expect_eq(used, *c == 'a' || *c == 'c', "blob %c", *c);
+	}
 	store_model_version_release(&mv);
 	store_close(st);
 }

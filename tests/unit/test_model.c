@@ -811,6 +811,32 @@ Test(model, blob_each_lists_each_referenced_blob_once_in_order)
 	store_close(st);
 }
 
+Test(model, blob_referenced_follows_versions)
+{
+	struct store *st = ws_open();
+	struct store_model_file f[] = { { "x", hex('a'), 1, 0644 } };
+	struct store_model_version v;
+	int used = -1;
+
+	cr_assert_eq(store_blob_referenced(st, hex('a'), &used), STORE_OK);
+	cr_expect_eq(used, 0, "no version yet");
+	v = reg_files(st, "m", f, 1, 0);
+	store_model_version_release(&v);
+	v = reg_files(st, "n", f, 1, 0);
+	store_model_version_release(&v);
+	cr_assert_eq(store_blob_referenced(st, hex('a'), &used), STORE_OK);
+	cr_expect_eq(used, 1);
+	cr_assert_eq(store_blob_referenced(st, hex('b'), &used), STORE_OK);
+	cr_expect_eq(used, 0, "another blob");
+	cr_assert_eq(store_model_version_delete(st, "m", 1, NULL), STORE_OK);
+	cr_assert_eq(store_blob_referenced(st, hex('a'), &used), STORE_OK);
+	cr_expect_eq(used, 1, "the other model's version still names it");
+	cr_assert_eq(store_model_version_delete(st, "n", 1, NULL), STORE_OK);
+	cr_assert_eq(store_blob_referenced(st, hex('a'), &used), STORE_OK);
+	cr_expect_eq(used, 0, "its last version deleted");
+	store_close(st);
+}
+
 static int stop_at_first(void *ctx, const char *h)
 {
 	(void)h;

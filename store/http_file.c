@@ -525,20 +525,28 @@ static uint64_t last_block_of(const struct http_file *f, uint64_t end)
 	return (end - 1) / BLOCK;
 }
 
+static void readahead_start(struct http_file *f, uint64_t first,
+			    uint64_t last);
+
 /*
- * Fetches the blocks the read [off, off + len) touches and the read-ahead
- * after it, then serves the read. If another thread pushed a block out
- * of the ring meanwhile, the read falls back to fetch_exact().
+ * Fetches the blocks the read [off, off + len) touches, starts the
+ * read-ahead after them in the background (the reader waits for its own
+ * bytes only: the first byte of a file comes after one block, not after
+ * a whole window), then serves the read. If another thread pushed a
+ * block out of the ring meanwhile, the read falls back to fetch_exact().
  */
 static int fetch_blocks(struct http_file *f, unsigned char *buf, size_t len,
 			uint64_t off, uint64_t window, char *err, size_t errlen)
 {
 	uint64_t first = off / BLOCK;
-	uint64_t last = last_block_of(f, off + len + window);
+	uint64_t last = last_block_of(f, off + len);
+	uint64_t ahead = last_block_of(f, off + len + window);
 	int rc;
 
 	if ((rc = fetch_and_keep(f, first, last, err, errlen)) != STORE_OK)
 		return rc;
+	if (ahead > last)
+		readahead_start(f, last + 1, ahead);
 	if (copy_present(f, buf, len, off))
 		return STORE_OK;
 	return fetch_exact(f, buf, len, off, err, errlen);

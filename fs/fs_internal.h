@@ -135,6 +135,17 @@ struct fs_entry {
 	const char *help;	/* one line for the README; NULL to omit */
 };
 
+/*
+ * The largest read the kernel asks for: 252 pages, not 256. A reply
+ * spliced from a file goes through a pipe that must hold the data and
+ * three pages more (libfuse), and a pipe cannot grow past
+ * /proc/sys/fs/pipe-max-size (1 MiB) without CAP_SYS_RESOURCE, which
+ * root in a container often lacks. A 1 MiB read then fell back to
+ * pread() into a fresh buffer and write() from it: a second copy of
+ * every byte, and a megabyte faulted in per read.
+ */
+#define FS_READ_MAX 1032192
+
 /* One directory entry for readdir; attributes optional. */
 struct dir_entry {
 	char *name;

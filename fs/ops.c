@@ -1175,6 +1175,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs_ctx *ctx = userdata;
 
 	atomic_store(&ctx->inited, 1);
+	conn->max_read = FS_READ_MAX;	/* as the mount option says (mount.c) */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)

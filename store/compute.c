@@ -30,64 +30,52 @@ static int compute_from_row(sqlite3_stmt *s, struct store_compute *out)
 	return STORE_OK;
 }
 
+static int compute_row(struct store *st, sqlite3_stmt *s, void *out)
+{
+	(void)st;
+	return compute_from_row(s, out) == STORE_OK ? 1 : STORE_NOMEM;
+}
+
 int store_compute_get(struct store *st, const char *name,
 		      struct store_compute *out)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct store_read r = {
+		.id = SQL_COMPUTE_GET, .what = "compute",
+		.bind = bind_text1, .bind_arg = name,
+		.row = compute_row, .row_arg = out, .need_row = 1,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_COMPUTE_GET);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		rc = compute_from_row(s, out);
-	else
-		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
-				       : store_rc_from_sqlite(c, rc, "compute");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
+}
+
+struct compute_each {
+	store_compute_fn fn;
+	void *ctx;
+};
+
+static int compute_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct compute_each *e = arg;
+	struct store_compute one;
+	int stop;
+
+	(void)st;
+	if (compute_from_row(s, &one) != STORE_OK)
+		return STORE_NOMEM;
+	stop = e->fn(e->ctx, &one) != 0;
+	store_compute_release(&one);
+	return stop;
 }
 
 int store_compute_list(struct store *st, store_compute_fn fn, void *ctx)
 {
-	struct store_compute one;
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct compute_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_COMPUTE_LIST, .what = "computes",
+		.row = compute_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_COMPUTE_LIST);
-	if (!s)
-		goto out_put;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int stop;
-
-		rc = compute_from_row(s, &one);
-		if (rc != STORE_OK)
-			break;
-		stop = fn(ctx, &one);
-		store_compute_release(&one);
-		if (stop)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE || rc == STORE_OK
-		     ? STORE_OK
-		     : rc == STORE_NOMEM ? rc
-					 : store_rc_from_sqlite(c, rc, "computes");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 int store_compute_set_max(struct store *st, const char *name, int max)

@@ -362,64 +362,52 @@ static int datastore_from_row(struct store *st, sqlite3_stmt *s,
 	return STORE_OK;
 }
 
+static int datastore_row(struct store *st, sqlite3_stmt *s, void *out)
+{
+	int rc = datastore_from_row(st, s, out);
+
+	return rc == STORE_OK ? 1 : rc;
+}
+
 int store_datastore_get(struct store *st, const char *name,
 			struct store_datastore *out)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct store_read r = {
+		.id = SQL_DATASTORE_GET, .what = "get datastore",
+		.bind = bind_text1, .bind_arg = name,
+		.row = datastore_row, .row_arg = out, .need_row = 1,
+	};
+
+	return store_read_rows(st, &r);
+}
+
+struct datastore_each {
+	store_datastore_fn fn;
+	void *ctx;
+};
+
+static int datastore_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct datastore_each *e = arg;
+	struct store_datastore d;
+	int rc = datastore_from_row(st, s, &d);
 
 	if (rc != STORE_OK)
 		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_DATASTORE_GET);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		rc = datastore_from_row(st, s, out);
-	else
-		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
-				       : store_rc_from_sqlite(c, rc, "get datastore");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
+	rc = e->fn(e->ctx, &d) != 0;
+	store_datastore_release(&d);
 	return rc;
 }
 
 int store_datastore_list(struct store *st, store_datastore_fn fn, void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct datastore_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_DATASTORE_LIST, .what = "list datastores",
+		.row = datastore_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_DATASTORE_LIST);
-	if (!s)
-		goto out_put;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_datastore d;
-		int stop;
-
-		rc = datastore_from_row(st, s, &d);
-		if (rc != STORE_OK)
-			break;
-		stop = fn(ctx, &d);
-		store_datastore_release(&d);
-		if (stop)
-			break;
-	}
-	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-		rc = STORE_OK;
-	else if (rc > 0)
-		rc = store_rc_from_sqlite(c, rc, "list datastores");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 /* The header names of @spec as a JSON array text (caller frees). */

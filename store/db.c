@@ -236,6 +236,43 @@ sqlite3_stmt *stmt_get(struct conn *c, enum stmt_id id)
 	return s;
 }
 
+int store_read_rows(struct store *st, const struct store_read *r)
+{
+	struct conn *c;
+	sqlite3_stmt *s;
+	int rows = 0, stop = 0;
+	int rc = conn_get(st, &c);
+
+	if (rc != STORE_OK)
+		return rc;
+	s = stmt_get(c, r->id);
+	if (!s) {
+		conn_put(st, c);
+		return STORE_IO;
+	}
+	if (r->bind)
+		r->bind(s, r->bind_arg);
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		rows++;
+		stop = r->row(st, s, r->row_arg);
+	}
+	if (stop < 0)
+		rc = stop;	/* the row callback's error */
+	else if (!stop && rc != SQLITE_DONE)
+		rc = store_rc_from_sqlite(c, rc, r->what);
+	else
+		rc = rows || !r->need_row ? STORE_OK : STORE_NOT_FOUND;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	conn_put(st, c);
+	return rc;
+}
+
+void bind_text1(sqlite3_stmt *s, const void *arg)
+{
+	sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+}
+
 int stmt_exec(struct conn *c, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);

@@ -267,31 +267,30 @@ out_put:
 	return rc;
 }
 
+struct model_each {
+	store_model_fn fn;
+	void *ctx;
+};
+
+static int model_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct model_each *e = arg;
+	struct store_model m;
+
+	(void)st;
+	model_view_from_row(s, &m);
+	return e->fn(e->ctx, &m) != 0;
+}
+
 int store_model_list(struct store *st, store_model_fn fn, void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct model_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_MODEL_LIST, .what = "list models",
+		.row = model_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_MODEL_LIST);
-	if (!s)
-		goto out_put;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_model m;
-
-		model_view_from_row(s, &m);
-		if (fn(ctx, &m) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list models");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 /* ---- registering -------------------------------------------------------- */
@@ -733,56 +732,46 @@ out:
 	return rc;
 }
 
+struct blob_each {
+	store_blob_fn fn;
+	void *ctx;
+};
+
+static int blob_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct blob_each *e = arg;
+
+	(void)st;
+	return e->fn(e->ctx, (const char *)sqlite3_column_text(s, 0)) != 0;
+}
+
 int store_blob_each(struct store *st, store_blob_fn fn, void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct blob_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_MODEL_BLOBS, .what = "list blobs",
+		.row = blob_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_MODEL_BLOBS);
-	if (!s)
-		goto out_put;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (fn(ctx, (const char *)sqlite3_column_text(s, 0)) != 0)
-			break;
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list blobs");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
+}
+
+static int int_row(struct store *st, sqlite3_stmt *s, void *out)
+{
+	(void)st;
+	*(int *)out = sqlite3_column_int(s, 0);
+	return 1;
 }
 
 int store_blob_referenced(struct store *st, const char *hex, int *referenced)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct store_read r = {
+		.id = SQL_BLOB_REFERENCED, .what = "look up a blob",
+		.bind = bind_text1, .bind_arg = hex,
+		.row = int_row, .row_arg = referenced, .need_row = 1,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_BLOB_REFERENCED);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_text(s, 1, hex, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*referenced = sqlite3_column_int(s, 0) != 0;
-		rc = STORE_OK;
-	} else {
-		rc = store_rc_from_sqlite(c, rc, "look up a blob");
-		if (rc == STORE_OK)
-			rc = STORE_IO;
-	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 /* ---- deleting versions -------------------------------------------------- */

@@ -176,6 +176,26 @@ int tx_begin(struct conn *c);
 int tx_commit(struct conn *c);
 void tx_rollback(struct conn *c);
 
+/*
+ * A read outside a transaction, on a borrowed connection: statement @id,
+ * its parameters set by @bind (NULL: none), each row handed to @row. A
+ * row callback returns 0 to go on, 1 to stop (STORE_OK), or a STORE_*
+ * error to stop with it. STORE_NOT_FOUND when @need_row and no row came;
+ * @what names the read in logged errors.
+ */
+struct store_read {
+	enum stmt_id id;
+	const char *what;
+	void (*bind)(sqlite3_stmt *s, const void *arg);
+	const void *bind_arg;
+	int (*row)(struct store *st, sqlite3_stmt *s, void *arg);
+	void *row_arg;
+	int need_row;
+};
+int store_read_rows(struct store *st, const struct store_read *r);
+/* For the common binding: one text parameter, ?1 = (const char *)arg. */
+void bind_text1(sqlite3_stmt *s, const void *arg);
+
 /* Runs a statement that returns no rows; STORE_OK or mapped error. */
 int stmt_exec(struct conn *c, sqlite3_stmt *s, const char *what);
 

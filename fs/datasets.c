@@ -170,32 +170,124 @@ static int dsv_lookup(struct fs_ctx *ctx, struct fs_node *dir,
 	return found ? 0 : -ENOENT;
 }
 
+/*
+ * What a version's file node needs, read once and kept with the node (a
+ * version never changes): opens and stats cost no query after the first.
+ */
+struct dsv_cached {
+	struct dataset_file f;
+	int64_t created_ms;
+	int64_t datastore_id;
+	char *datastore;
+};
+
+static void dsv_cached_free(void *p)
+{
+	struct dsv_cached *c = p;
+
+	dataset_file_release(&c->f);
+	free(c->datastore);
+	free(c);
+}
+
+/* A local source for the prefetcher: its root and pin in one allocation. */
+struct local_source {
+	struct dataset_file f;
+	char *root;
+};
+
+static int local_source_open(const void *arg, int *fd)
+{
+	const struct local_source *ls = arg;
+	char err[256];
+
+	return dataset_local_open(ls->root, &ls->f, fd, err, sizeof(err)) ==
+	       STORE_OK ? 0 : -1;
+}
+
+/* Queues @f for the prefetcher: its blob, or its local source. */
+static int prefetch_add(struct prefetch_list *pl, const struct ds_root *root,
+			const struct dataset_file *f)
+{
+	struct local_source *ls;
+	size_t plen, rlen;
+
+	if (f->blob[0])
+		return prefetch_list_add(pl, f->blob, (int64_t)f->size);
+	if (!root || root->type != DATASTORE_LOCAL)
+		return 0;	/* HTTP: the server's bytes, not ours to warm */
+	plen = strlen(f->path) + 1;
+	rlen = strlen(root->path) + 1;
+	ls = malloc(sizeof(*ls) + plen + rlen);
+	if (!ls)
+		return -ENOMEM;
+	ls->f = *f;
+	ls->f.path = memcpy((char *)(ls + 1), f->path, plen);
+	ls->f.etag = NULL;
+	ls->root = memcpy(ls->f.path + plen, root->path, rlen);
+	return prefetch_list_add_open(pl, local_source_open, ls,
+				      (int64_t)f->size);
+}
+
+/* A file's entry, with the node's cache made from @f (taken). */
+static int file_entry_add(struct dirlist *dl, const char *name,
+			  const struct fs_ident *id,
+			  const struct store_dataset_version *v,
+			  struct dataset_file *f)
+{
+	struct dsv_cached *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->datastore = strdup(v->datastore))) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->f = *f;
+	memset(f, 0, sizeof(*f));
+	c->created_ms = v->created_ms;
+	c->datastore_id = v->datastore_id;
+	return dirlist_add_cached(dl, name, id, 0, c);
+}
+
+/*
+ * Lists a directory of a version's files. Each file's entry carries what
+ * its node keeps (dsv_cached), so readdirplus costs no query per file;
+ * the listing of files/ itself warms the version (prefetch.c).
+ */
 static int dsv_list(struct fs_ctx *ctx, struct fs_node *dir,
 		    struct dirlist *dl)
 {
 	struct dataset_files fl = { 0 };
+	struct store_dataset_version v = { 0 };
+	struct prefetch_list pl = { 0 };
+	struct ds_root *root = NULL;
 	char prefix[DATASET_PATH_MAX + 2], last[NAME_MAX + 1] = "";
 	struct fs_ident id;
 	size_t plen;
 	int rc = dsv_rel(ctx, dir, NULL, prefix, sizeof(prefix) - 1);
 
+	if (rc == 0)
+		rc = version_of(ctx, dir, &v);
 	if (rc < 0)
 		return rc;
 	plen = strlen(prefix);
 	if (plen) {
 		prefix[plen++] = '/';
 		prefix[plen] = '\0';
+	} else if (datastore_root_named(ctx, v.datastore, v.datastore_id,
+					&root) < 0) {
+		root = NULL;	/* copies are warmed all the same */
 	}
-	rc = store_dataset_files(ctx->st, dir->id.exp_id, prefix, &fl);
-	if (rc != STORE_OK)
-		return -fs_errno(rc);
+	rc = -fs_errno(store_dataset_files(ctx->st, dir->id.exp_id, prefix,
+					   &fl));
 	for (size_t i = 0; rc == 0 && i < fl.n; i++) {
 		const char *rest = fl.v[i].path + plen;
 		const char *slash = strchr(rest, '/');
 		size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
 		char name[NAME_MAX + 1];
 
-		if (!len || len > NAME_MAX)
+		if (!plen)
+			rc = prefetch_add(&pl, root, &fl.v[i]);
+		if (rc < 0 || !len || len > NAME_MAX)
 			continue;
 		memcpy(name, rest, len);
 		name[len] = '\0';
@@ -205,9 +297,14 @@ static int dsv_list(struct fs_ctx *ctx, struct fs_node *dir,
 		memcpy(last, name, len + 1);
 		id = dir->id;
 		id.kind = slash ? &kind_dsv_dir : &kind_dsv_file;
-		rc = dirlist_add(dl, name, &id, 0);
+		rc = slash ? dirlist_add(dl, name, &id, 0)
+			   : file_entry_add(dl, name, &id, &v, &fl.v[i]);
 	}
+	if (rc == 0 && !plen)
+		prefetch_blobs(ctx, -dir->id.exp_id, &pl);
+	prefetch_list_release(&pl);
 	dataset_files_release(&fl);
+	store_dataset_version_release(&v);
 	return rc;
 }
 
@@ -246,26 +343,6 @@ static const struct fs_kind kind_dsv_dir = {
 };
 
 /* ---- a version's file -------------------------------------------------------- */
-
-/*
- * What a version's file node needs, read once and kept with the node (a
- * version never changes): opens and stats cost no query after the first.
- */
-struct dsv_cached {
-	struct dataset_file f;
-	int64_t created_ms;
-	int64_t datastore_id;
-	char *datastore;
-};
-
-static void dsv_cached_free(void *p)
-{
-	struct dsv_cached *c = p;
-
-	dataset_file_release(&c->f);
-	free(c->datastore);
-	free(c);
-}
 
 static int dsv_cached_fill(struct fs_ctx *ctx, struct fs_node *node,
 			   struct dsv_cached **out)

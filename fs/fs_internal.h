@@ -151,10 +151,11 @@ struct dir_entry {
 	char *name;
 	struct fs_ident id;	/* key points into name when needed */
 	int64_t mtime_ms;	/* > 0 when known, saves a lookup query */
-	/* A file's size and its kind's reference (a model file's blob),
-	 * when the listing knew them; ref NULL otherwise (see prime). */
-	int64_t size;
-	char *ref;
+	/* What the kind keeps for the node (its kind_cache), when the
+	 * listing knew it: readdirplus then answers the file's attributes
+	 * without a query per file. Owned; freed by the kind's cache_free
+	 * unless a node took it. */
+	void *cache;
 };
 
 struct dirlist {
@@ -168,10 +169,9 @@ struct dirlist {
  */
 int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
 		int64_t mtime_ms);
-/* dirlist_add with a file's @size and @ref (copied), for the kind's prime. */
-int dirlist_add_file(struct dirlist *dl, const char *name,
-		     const struct fs_ident *id, int64_t mtime_ms, int64_t size,
-		     const char *ref);
+/* dirlist_add with the node's @cache (see dir_entry), taken even on error. */
+int dirlist_add_cached(struct dirlist *dl, const char *name,
+		       const struct fs_ident *id, int64_t mtime_ms, void *cache);
 void dirlist_release(struct dirlist *dl);
 
 /* What mkdir and create ask for. */
@@ -263,13 +263,6 @@ struct fs_kind {
 	 * st_size and st_mtim of @st; 0 or -errno.
 	 */
 	int (*stat)(struct fs_ctx *ctx, struct fs_node *node, struct stat *st);
-	/*
-	 * Optional: keep what a listing knew of this file (its entry's
-	 * mtime_ms, size and ref) as the node's content, so that
-	 * readdirplus of N files costs no query per file. Called with the
-	 * node locked while its content is not rendered; -ENOMEM or 0.
-	 */
-	int (*prime)(struct fs_node *node, const struct dir_entry *e);
 	/*
 	 * stat() fills every field (type and mode, owner, links, times):
 	 * the node mirrors a real file whose attributes are its own.
@@ -586,8 +579,12 @@ void watcher_stop(struct fs_ctx *ctx);
  * its id): a version listed again soon is not warmed twice.
  */
 struct prefetch_item {
-	char hex[65];		/* the blob (BLOB_HEX_LEN digits) */
+	char hex[65];		/* the blob (BLOB_HEX_LEN digits), or "" */
 	int64_t size;		/* bytes to ask for; 0: open only */
+	/* a file that is not a blob: opened by @open(@arg); @arg is freed
+	 * with free() once done */
+	int (*open)(const void *arg, int *fd);
+	void *arg;
 };
 struct prefetch_list {
 	struct prefetch_item *v;
@@ -595,6 +592,10 @@ struct prefetch_list {
 	int64_t bytes;
 };
 int prefetch_list_add(struct prefetch_list *pl, const char *hex, int64_t size);
+/* Adds a file @open opens from @arg (taken, even on error; freed with free()). */
+int prefetch_list_add_open(struct prefetch_list *pl,
+			   int (*open)(const void *arg, int *fd), void *arg,
+			   int64_t size);
 void prefetch_list_release(struct prefetch_list *pl);
 void prefetch_blobs(struct fs_ctx *ctx, int64_t key, struct prefetch_list *pl);
 /* At unmount: stops the threads; queued work is dropped. */

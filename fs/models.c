@@ -991,6 +991,38 @@ static int vfile_path(const struct fs_node *n, struct strbuf *path)
  * directory (a prefix of some file's path); with @list, adds every child
  * of the directory @path to it, once each.
  */
+/* What a version file's node keeps (kind_cache): its blob, size and time. */
+struct vfile_cached {
+	char blob[BLOB_HEX_LEN + 1];
+	int64_t size;
+	int64_t mtime_ms;	/* the version's creation */
+};
+
+static int vfile_cached_new(const struct store_model_file *f,
+			    int64_t created_ms, struct vfile_cached **out)
+{
+	struct vfile_cached *c = malloc(sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	snprintf(c->blob, sizeof(c->blob), "%s", f->blob);
+	c->size = f->size;
+	c->mtime_ms = created_ms;
+	*out = c;
+	return 0;
+}
+
+/* A file's entry in a listing, with what its node will keep. */
+static int vfile_entry_add(struct dirlist *dl, const char *name,
+			   const struct fs_ident *id, int64_t created_ms,
+			   const struct store_model_file *f)
+{
+	struct vfile_cached *c;
+	int rc = vfile_cached_new(f, created_ms, &c);
+
+	return rc < 0 ? rc : dirlist_add_cached(dl, name, id, created_ms, c);
+}
+
 struct vfind {
 	const char *path;	/* "" for the root */
 	size_t plen;
@@ -1046,10 +1078,11 @@ static int vfind_one(void *arg, const struct store_model_file *f)
 		id.kind = slash ? &kind_vdir
 				: (f->mode & 0111) ? &kind_vexec : &kind_vfile;
 		id.key = NULL;
-		/* a file's entry carries what its attributes need (vfile_prime) */
-		if (dirlist_add_file(vf->list, vf->last, &id, vf->created_ms,
-				     slash ? -1 : f->size,
-				     slash ? NULL : f->blob) < 0)
+		/* a file's entry carries what its node keeps (vfile_cached) */
+		if (slash ? dirlist_add(vf->list, vf->last, &id,
+					vf->created_ms) < 0
+			  : vfile_entry_add(vf->list, vf->last, &id,
+					    vf->created_ms, f) < 0)
 			return 1;
 	}
 	return 0;
@@ -1159,7 +1192,7 @@ static int vfile_find(struct fs_ctx *ctx, struct fs_node *node,
  * version's creation. Opens and stats of a large model then cost no query.
  */
 static int vfile_fill(struct fs_ctx *ctx, struct fs_node *node,
-		      struct content *c)
+		      struct vfile_cached **out)
 {
 	struct store_model_version v;
 	struct vfind *vf = calloc(1, sizeof(*vf));
@@ -1169,78 +1202,55 @@ static int vfile_fill(struct fs_ctx *ctx, struct fs_node *node,
 		rc = mversion_get(ctx, node, &v);
 	if (rc < 0)
 		goto out;
-	c->mtime_ms = v.created_ms;
+	rc = vfile_cached_new(&vf->file, v.created_ms, out);
 	store_model_version_release(&v);
-	c->aux = vf->file.size;
-	strbuf_reset(&c->mem);
-	if (strbuf_addstr(&c->mem, vf->blob) < 0)
-		rc = -ENOMEM;
-	else
-		c->rendered = 1;
 out:
 	free(vf);
 	return rc;
 }
-
-/* The blob, size and mtime of @node into @hex, @size, @mtime_ms. */
 static int vfile_ref(struct fs_ctx *ctx, struct fs_node *node,
-		     char hex[BLOB_HEX_LEN + 1], int64_t *size,
-		     int64_t *mtime_ms)
+		     struct vfile_cached *ref)
 {
-	struct content *c = &node->content;
+	struct vfile_cached *c = NULL;
 	int rc = 0;
 
 	pthread_mutex_lock(&node->lock);
-	if (!c->rendered)
-		rc = vfile_fill(ctx, node, c);
-	if (rc == 0) {
-		snprintf(hex, BLOB_HEX_LEN + 1, "%s", strbuf_str(&c->mem));
-		*size = c->aux;
-		*mtime_ms = c->mtime_ms;
+	if (!node->kind_cache) {
+		rc = vfile_fill(ctx, node, &c);
+		if (rc == 0)
+			node->kind_cache = c;
 	}
+	if (rc == 0)
+		*ref = *(struct vfile_cached *)node->kind_cache;
 	pthread_mutex_unlock(&node->lock);
 	return rc;
 }
-
 static int vfile_open(struct fs_ctx *ctx, struct fs_node *node, int flags,
 		      int *fd)
 {
-	char hex[BLOB_HEX_LEN + 1];
-	int64_t size, mtime_ms;
-	int rc = vfile_ref(ctx, node, hex, &size, &mtime_ms);
+	struct vfile_cached ref;
+	int rc = vfile_ref(ctx, node, &ref);
 
 	(void)flags;	/* read-only: writers were refused (erofs) */
 	if (rc < 0)
 		return rc;
-	rc = -fs_errno(blob_open(store_dir(ctx->st), hex, fd));
+	rc = -fs_errno(blob_open(store_dir(ctx->st), ref.blob, fd));
 	/* A model is mostly read whole: let the disk read ahead far. */
 	if (rc == 0)
 		posix_fadvise(*fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	return rc;
 }
 
-static int vfile_prime(struct fs_node *node, const struct dir_entry *e)
-{
-	struct content *c = &node->content;
-
-	strbuf_reset(&c->mem);
-	if (strbuf_addstr(&c->mem, e->ref) < 0)
-		return -ENOMEM;
-	c->mtime_ms = e->mtime_ms;
-	c->aux = e->size;
-	return 0;
-}
 static int vfile_stat(struct fs_ctx *ctx, struct fs_node *node,
 		      struct stat *st)
 {
-	char hex[BLOB_HEX_LEN + 1];
-	int64_t size, mtime_ms;
-	int rc = vfile_ref(ctx, node, hex, &size, &mtime_ms);
+	struct vfile_cached ref;
+	int rc = vfile_ref(ctx, node, &ref);
 
 	if (rc == 0) {
-		st->st_size = (off_t)size;
-		st->st_mtim.tv_sec = mtime_ms / 1000;
-		st->st_mtim.tv_nsec = (mtime_ms % 1000) * 1000000;
+		st->st_size = (off_t)ref.size;
+		st->st_mtim.tv_sec = ref.mtime_ms / 1000;
+		st->st_mtim.tv_nsec = (ref.mtime_ms % 1000) * 1000000;
 	}
 	return rc;
 }
@@ -1266,7 +1276,7 @@ static const struct fs_kind kind_vfile = {
 	.dep = DEP_NONE,
 	.backing_open = vfile_open,
 	.stat = vfile_stat,
-	.prime = vfile_prime,
+	.cache_free = free,
 	.erofs = 1,
 };
 
@@ -1276,7 +1286,7 @@ static const struct fs_kind kind_vexec = {
 	.dep = DEP_NONE,
 	.backing_open = vfile_open,
 	.stat = vfile_stat,
-	.prime = vfile_prime,
+	.cache_free = free,
 	.erofs = 1,
 };
 

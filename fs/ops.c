@@ -67,12 +67,17 @@ static void caller_leave(int entered)
 int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
 		int64_t mtime_ms)
 {
-	return dirlist_add_file(dl, name, id, mtime_ms, -1, NULL);
+	return dirlist_add_cached(dl, name, id, mtime_ms, NULL);
 }
 
-int dirlist_add_file(struct dirlist *dl, const char *name,
-		     const struct fs_ident *id, int64_t mtime_ms, int64_t size,
-		     const char *ref)
+static void entry_cache_free(const struct fs_ident *id, void *cache)
+{
+	if (cache && id->kind->cache_free)
+		id->kind->cache_free(cache);
+}
+
+int dirlist_add_cached(struct dirlist *dl, const char *name,
+		       const struct fs_ident *id, int64_t mtime_ms, void *cache)
 {
 	struct dir_entry *e;
 
@@ -80,17 +85,17 @@ int dirlist_add_file(struct dirlist *dl, const char *name,
 		size_t alloc = dl->alloc ? dl->alloc * 2 : 32;
 		struct dir_entry *v = realloc(dl->v, alloc * sizeof(*v));
 
-		if (!v)
+		if (!v) {
+			entry_cache_free(id, cache);
 			return -ENOMEM;
+		}
 		dl->v = v;
 		dl->alloc = alloc;
 	}
 	e = &dl->v[dl->n];
 	e->name = strdup(name);
-	e->ref = ref ? strdup(ref) : NULL;
-	if (!e->name || (ref && !e->ref)) {
-		free(e->name);
-		free(e->ref);
+	if (!e->name) {
+		entry_cache_free(id, cache);
 		return -ENOMEM;
 	}
 	e->id = *id;
@@ -99,7 +104,7 @@ int dirlist_add_file(struct dirlist *dl, const char *name,
 	if (id->key && strcmp(id->key, name) == 0)
 		e->id.key = e->name;
 	e->mtime_ms = mtime_ms;
-	e->size = size;
+	e->cache = cache;
 	dl->n++;
 	return 0;
 }
@@ -108,7 +113,7 @@ void dirlist_release(struct dirlist *dl)
 {
 	for (size_t i = 0; i < dl->n; i++) {
 		free(dl->v[i].name);
-		free(dl->v[i].ref);
+		entry_cache_free(&dl->v[i].id, dl->v[i].cache);
 	}
 	free(dl->v);
 	memset(dl, 0, sizeof(*dl));
@@ -1051,24 +1056,30 @@ static int listing_build(struct fs_ctx *ctx, struct fs_handle *h)
 
 /*
  * A listed directory's times came with the listing: keep them, so that
- * "ls -l" of 10,000 runs costs one query, not 10,000. So do the files
- * whose kind keeps what the listing knew (prime).
+ * "ls -l" of 10,000 runs costs one query, not 10,000. A file whose kind
+ * keeps a cache (a version's file) takes the one its listing made.
  */
 static void prime_from_listing(struct fs_ctx *ctx, struct fs_handle *h,
-			       struct fs_node *n, const struct dir_entry *e)
+			       struct fs_node *n, struct dir_entry *e)
 {
 	const struct fs_kind *k = n->id.kind;
-	int is_dir = S_ISDIR(k->mode);
 	uint64_t ver;
 
-	if (is_dir ? e->mtime_ms <= 0 : !(k->prime && e->ref))
+	if (!S_ISDIR(k->mode)) {
+		pthread_mutex_lock(&n->lock);
+		if (e->cache && !n->kind_cache && e->id.kind == k) {
+			n->kind_cache = e->cache;
+			e->cache = NULL;
+		}
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	if (e->mtime_ms <= 0)
 		return;
 	ver = version_get(ctx, k->dep, node_dep_id(n));
 	pthread_mutex_lock(&n->lock);
-	if (!n->content.rendered && ver <= h->list_clock &&
-	    (is_dir || k->prime(n, e) == 0)) {
-		if (is_dir)
-			n->content.mtime_ms = e->mtime_ms;
+	if (!n->content.rendered && ver <= h->list_clock) {
+		n->content.mtime_ms = e->mtime_ms;
 		n->content.ver = ver;
 		n->content.rendered = 1;
 	}
@@ -1077,7 +1088,7 @@ static void prime_from_listing(struct fs_ctx *ctx, struct fs_handle *h,
 
 /* Adds one entry; 0 when it did not fit. */
 static size_t add_entry(fuse_req_t req, struct fs_handle *h, char *buf,
-			size_t room, const struct dir_entry *e, off_t next,
+			size_t room, struct dir_entry *e, off_t next,
 			int plus)
 {
 	struct fs_ctx *ctx = ctx_of(req);

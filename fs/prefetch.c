@@ -1,5 +1,5 @@
 /*
- * prefetch.c - warming a version's blobs when its files/ is listed.
+ * prefetch.c - warming a version's files when its files/ is listed.
  *
  * A directory of small files (a tokenizer, a sharded checkpoint, a
  * dataset copy) is read file by file: cp -r, tar and loaders open, read
@@ -7,16 +7,17 @@
  * disk twice (its directory entry and inode, then its bytes), one after
  * the other. A version never changes, and a listing of its files/ is
  * nearly always followed by reading them, so the listing hands the
- * version's blobs, in path order, to a few background threads that open
- * each one (reading its inode) and ask for the bytes of the small ones
- * (POSIX_FADV_WILLNEED, which queues the reads and returns). The reader
+ * version's files (blobs, or a local dataset's sources), in path order,
+ * to a few background threads that open each one (reading its inode) and
+ * ask for the bytes of the small ones (POSIX_FADV_WILLNEED, which queues
+ * the reads and returns). The reader
  * then mostly finds the page cache filled, and the disk sees several
  * requests at once instead of one.
  *
  * Bounded: PREFETCH_FILES files and PREFETCH_BYTES bytes per version,
  * data only for files up to PREFETCH_FILE_MAX (the kernel reads ahead in
  * large files by itself), and a version listed again within
- * PREFETCH_AGAIN_MS is not warmed twice. Best effort: a blob that cannot
+ * PREFETCH_AGAIN_MS is not warmed twice. Best effort: a file that cannot
  * be opened is skipped (the reader's own open reports it).
  */
 #include <errno.h>
@@ -58,42 +59,83 @@ struct prefetcher {
 	size_t recent_next;
 };
 
-int prefetch_list_add(struct prefetch_list *pl, const char *hex, int64_t size)
+/* The next item of @pl, or NULL when @pl is full (or no memory: -ENOMEM). */
+static struct prefetch_item *item_next(struct prefetch_list *pl, int64_t size,
+				       int *rc)
 {
 	struct prefetch_item *it;
 
+	*rc = 0;
 	if (pl->n >= PREFETCH_FILES || size < 0)
-		return 0;
+		return NULL;
 	if (pl->n == pl->alloc) {
 		size_t alloc = pl->alloc ? pl->alloc * 2 : 64;
 		struct prefetch_item *v = realloc(pl->v, alloc * sizeof(*v));
 
-		if (!v)
-			return -ENOMEM;
+		if (!v) {
+			*rc = -ENOMEM;
+			return NULL;
+		}
 		pl->v = v;
 		pl->alloc = alloc;
 	}
-	it = &pl->v[pl->n];
-	snprintf(it->hex, sizeof(it->hex), "%s", hex);
+	it = &pl->v[pl->n++];
+	memset(it, 0, sizeof(*it));
 	/* only the bytes within the budget are asked for */
 	it->size = size <= PREFETCH_FILE_MAX &&
 		   pl->bytes + size <= PREFETCH_BYTES ? size : 0;
 	pl->bytes += it->size;
-	pl->n++;
+	return it;
+}
+
+int prefetch_list_add(struct prefetch_list *pl, const char *hex, int64_t size)
+{
+	int rc;
+	struct prefetch_item *it = item_next(pl, size, &rc);
+
+	if (it)
+		snprintf(it->hex, sizeof(it->hex), "%s", hex);
+	return rc;
+}
+
+int prefetch_list_add_open(struct prefetch_list *pl,
+			   int (*open)(const void *arg, int *fd), void *arg,
+			   int64_t size)
+{
+	int rc;
+	struct prefetch_item *it = item_next(pl, size, &rc);
+
+	if (!it) {
+		free(arg);
+		return rc;
+	}
+	it->open = open;
+	it->arg = arg;
 	return 0;
+}
+
+static void items_free(struct prefetch_item *v, size_t from, size_t n)
+{
+	for (size_t i = from; i < n; i++)
+		free(v[i].arg);
+	free(v);
 }
 
 void prefetch_list_release(struct prefetch_list *pl)
 {
-	free(pl->v);
+	items_free(pl->v, 0, pl->n);
 	memset(pl, 0, sizeof(*pl));
 }
 
-static void warm_blob(const char *workspace, const struct prefetch_item *it)
+static void warm_file(const char *workspace, struct prefetch_item *it)
 {
-	int fd;
+	int fd, rc;
 
-	if (blob_open(workspace, it->hex, &fd) != STORE_OK)
+	rc = it->open ? it->open(it->arg, &fd)
+		      : blob_open(workspace, it->hex, &fd) == STORE_OK ? 0 : -1;
+	free(it->arg);
+	it->arg = NULL;
+	if (rc < 0)
 		return;
 	if (it->size > 0)
 		posix_fadvise(fd, 0, (off_t)it->size, POSIX_FADV_WILLNEED);
@@ -111,7 +153,7 @@ static int take_item(struct prefetcher *p, struct prefetch_item *out)
 	if (!p->stopping) {
 		struct prefetch_job *j = p->head;
 
-		*out = j->items[j->taken++];
+		*out = j->items[j->taken++];	/* the item's arg goes with it */
 		if (j->taken == j->n) {
 			p->head = j->next;
 			if (!p->head)
@@ -131,7 +173,7 @@ static void *prefetch_loop(void *arg)
 	struct prefetch_item it;
 
 	while (take_item(p, &it))
-		warm_blob(p->workspace, &it);
+		warm_file(p->workspace, &it);
 	return NULL;
 }
 
@@ -192,6 +234,7 @@ void prefetch_blobs(struct fs_ctx *ctx, int64_t key, struct prefetch_list *pl)
 		j->items = pl->v;
 		j->n = pl->n;
 		pl->v = NULL;	/* the job owns them now */
+		pl->n = 0;
 		if (p->tail)
 			p->tail->next = j;
 		else
@@ -220,7 +263,7 @@ void prefetch_stop(struct fs_ctx *ctx)
 		struct prefetch_job *j = p->head;
 
 		p->head = j->next;
-		free(j->items);
+		items_free(j->items, j->taken, j->n);
 		free(j);
 	}
 	pthread_cond_destroy(&p->work);

@@ -160,6 +160,56 @@ expect_eq "bigcopy 1" "$(register '{"name": "bigcopy", "datastore": "default", "
 expect_eq "$(sha "$F/big.bin")" "$(sha "$D/bigcopy/1/files/big.bin")" "all of it"
 rm -f "$F/big.bin"
 
+test_case listing_files_warms_the_version_and_ls_l_matches_dataset_json
+mkdir -p "$F/shards/sub" || fail "mkdir"
+for i in $(seq 20); do head -c $((i * 3000)) /dev/urandom >"$F/shards/s$i.bin"; done
+head -c 5000 /dev/urandom >"$F/shards/sub/tok.json"
+expect_eq "shards 1" "$(register '{"name": "shards", "datastore": "default", "paths": ["shards"]}')" "local version"
+expect_eq "shards 2" "$(register '{"name": "shards", "datastore": "default", "paths": ["shards"], "copy": true}')" "copied version"
+# sources VERSION: the files the version reads (its blobs when copied)
+sources() {
+	"$PY" - "$D/shards/$1/dataset.json" "$WS" <<-'EOF'
+	import json, sys
+	d, ws = json.load(open(sys.argv[1])), sys.argv[2]
+	for f in d["files"]:
+	    h = f.get("sha256")
+	    print(f"{ws}/blobs/{h[:2]}/{h[2:]}" if h else f"{ws}/datastore/{f['path']}")
+	EOF
+}
+# all_resident VERSION: every file it reads has all its pages in memory
+all_resident() {
+	sources "$1" | while read -r p; do fincore -n -b -o RES,SIZE "$p"; done |
+		awk '$1 < $2 {short++} END {exit short > 0}'
+}
+for v in 1 2; do
+	if [ ! -w /proc/sys/vm/drop_caches ]; then
+		echo "# not root: the prefetch half of this case needs drop_caches"
+		break
+	fi
+	sync && echo 3 >/proc/sys/vm/drop_caches
+	all_resident $v && fail "version $v stayed in memory after drop_caches: this case cannot see a prefetch"
+	ls "$D/shards/$v/files" >/dev/null || fail "ls files/ of version $v"
+	poll_ms 5000 all_resident $v || fail "listing files/ did not warm version $v"
+done
+for v in 1 2; do
+	"$PY" - "$D/shards/$v" <<-'EOF' || fail "ls -l of version $v disagrees with dataset.json"
+	import hashlib, json, os, sys
+	v = sys.argv[1]
+	want = {f["path"]: f for f in json.load(open(v + "/dataset.json"))["files"]}
+	seen = {}
+	for d, _, names in os.walk(v + "/files"):
+	    for n in names:
+	        p = os.path.join(d, n)
+	        seen[os.path.relpath(p, v + "/files")] = p
+	assert sorted(seen) == sorted(want), (sorted(seen), sorted(want))
+	for rel, p in seen.items():
+	    st = os.stat(p)
+	    assert st.st_size == want[rel]["size"], (rel, st.st_size, want[rel])
+	    if "sha256" in want[rel]:
+	        assert hashlib.sha256(open(p, "rb").read()).hexdigest() == want[rel]["sha256"], rel
+	EOF
+done
+
 test_case versions_survive_a_remount
 mlfs_unmount
 mlfs_mount

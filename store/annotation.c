@@ -56,47 +56,46 @@ int property_add_locked(struct conn *c, int64_t run_id, const char *key,
 			      now);
 }
 
+/* Where value_get() puts what it read; @changed_ms may be NULL. */
+struct value_out {
+	char **value;
+	size_t *len;
+	int64_t *changed_ms;
+};
+
+static int value_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct value_out *o = arg;
+	const void *b = sqlite3_column_blob(s, 0);
+	size_t n = (size_t)sqlite3_column_bytes(s, 0);
+
+	(void)st;
+	*o->value = malloc(n + 1);
+	if (!*o->value)
+		return STORE_NOMEM;
+	if (n)
+		memcpy(*o->value, b, n);
+	(*o->value)[n] = '\0';
+	*o->len = n;
+	if (o->changed_ms)
+		*o->changed_ms = sqlite3_column_int64(s, 1);
+	return 1;
+}
+
 /* Reads one value column of a (run_id, key) query into a malloc'd copy. */
 static int value_get(struct store *st, enum stmt_id id, int64_t run_id,
 		     const char *key, char **value, size_t *len,
 		     int64_t *changed_ms)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct int64_text k = { run_id, key };
+	struct value_out o = { value, len, changed_ms };
+	struct store_read r = {
+		.id = id, .what = "get value",
+		.bind = bind_int64_text, .bind_arg = &k,
+		.row = value_row, .row_arg = &o, .need_row = 1,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, id);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, run_id);
-	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const void *b = sqlite3_column_blob(s, 0);
-		size_t n = (size_t)sqlite3_column_bytes(s, 0);
-
-		rc = STORE_NOMEM;
-		*value = malloc(n + 1);
-		if (*value) {
-			if (n)
-				memcpy(*value, b, n);
-			(*value)[n] = '\0';
-			*len = n;
-			if (changed_ms)
-				*changed_ms = sqlite3_column_int64(s, 1);
-			rc = STORE_OK;
-		}
-	} else {
-		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
-				       : store_rc_from_sqlite(c, rc, "get value");
-	}
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 /*
@@ -209,38 +208,38 @@ int store_property_get(struct store *st, int64_t run_id, const char *key,
 			 changed_ms);
 }
 
-int kv_list(struct store *st, enum stmt_id id, int64_t run_id,
-		   store_kv_fn fn, void *ctx)
-{
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+struct kv_each {
+	store_kv_fn fn;
+	void *ctx;
+};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, id);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, run_id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_kv kv = {
-			.key = (const char *)sqlite3_column_text(s, 0),
-			.value = sqlite3_column_blob(s, 1),
-			.len = (size_t)sqlite3_column_bytes(s, 1),
-			.updated_ms = sqlite3_column_int64(s, 2),
-		};
-		if (!kv.value)
-			kv.value = "";
-		if (fn(ctx, &kv) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list values");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+static int kv_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct kv_each *e = arg;
+	struct store_kv kv = {
+		.key = (const char *)sqlite3_column_text(s, 0),
+		.value = sqlite3_column_blob(s, 1),
+		.len = (size_t)sqlite3_column_bytes(s, 1),
+		.updated_ms = sqlite3_column_int64(s, 2),
+	};
+
+	(void)st;
+	if (!kv.value)
+		kv.value = "";
+	return e->fn(e->ctx, &kv) != 0;
+}
+
+int kv_list(struct store *st, enum stmt_id id, int64_t run_id,
+	    store_kv_fn fn, void *ctx)
+{
+	struct kv_each e = { fn, ctx };
+	struct store_read r = {
+		.id = id, .what = "list values",
+		.bind = bind_int64_1, .bind_arg = &run_id,
+		.row = kv_each_row, .row_arg = &e,
+	};
+
+	return store_read_rows(st, &r);
 }
 
 int store_tag_list(struct store *st, int64_t run_id, store_kv_fn fn, void *ctx)

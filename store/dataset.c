@@ -573,115 +573,114 @@ out_free:
 
 /* ---- reading ---------------------------------------------------------------- */
 
+/* Name ?1 and, unless 0 (the latest: no ?2), version ?2. */
+struct version_key {
+	const char *name;
+	int64_t version;
+};
+
+static void version_key_bind(sqlite3_stmt *s, const void *arg)
+{
+	const struct version_key *k = arg;
+
+	sqlite3_bind_text(s, 1, k->name, -1, SQLITE_STATIC);
+	if (k->version)
+		sqlite3_bind_int64(s, 2, k->version);
+}
+
+static int version_row(struct store *st, sqlite3_stmt *s, void *out)
+{
+	(void)st;
+	return version_from_row(s, out) == STORE_OK ? 1 : STORE_NOMEM;
+}
+
 int store_dataset_version_get(struct store *st, const char *name,
 			      int64_t version,
 			      struct store_dataset_version *out)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc;
+	struct version_key k = { name, version };
+	struct store_read r = {
+		.id = version ? SQL_DATASET_VERSION_GET
+			      : SQL_DATASET_VERSION_LATEST,
+		.what = "get dataset version",
+		.bind = version_key_bind, .bind_arg = &k,
+		.row = version_row, .row_arg = out, .need_row = 1,
+	};
 
 	if (version < 0)
 		return STORE_NOT_FOUND;
-	rc = conn_get(st, &c);
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, version ? SQL_DATASET_VERSION_GET
-				: SQL_DATASET_VERSION_LATEST);
-	if (s) {
-		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-		if (version)
-			sqlite3_bind_int64(s, 2, version);
-		rc = version_step(c, s, out);
-	}
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
+}
+
+struct dataset_each {
+	store_dataset_fn fn;
+	void *ctx;
+};
+
+static int dataset_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct dataset_each *e = arg;
+
+	(void)st;
+	return e->fn(e->ctx, (const char *)sqlite3_column_text(s, 0),
+		     sqlite3_column_int64(s, 1),
+		     sqlite3_column_int64(s, 2)) != 0;
 }
 
 int store_dataset_list(struct store *st, store_dataset_fn fn, void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct dataset_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_DATASET_LIST, .what = "list datasets",
+		.row = dataset_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_DATASET_LIST);
-	if (!s)
-		goto out_put;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (fn(ctx, (const char *)sqlite3_column_text(s, 0),
-		       sqlite3_column_int64(s, 1),
-		       sqlite3_column_int64(s, 2)) != 0)
-			break;
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list datasets");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
-static int dataset_id_locked(struct conn *c, const char *name, int64_t *id)
+static int dataset_id_get(struct store *st, const char *name, int64_t *id)
 {
-	sqlite3_stmt *s = stmt_get(c, SQL_DATASET_GET_ID);
-	int rc;
+	struct store_read r = {
+		.id = SQL_DATASET_GET_ID, .what = "get dataset",
+		.bind = bind_text1, .bind_arg = name,
+		.row = int64_row, .row_arg = id, .need_row = 1,
+	};
 
-	if (!s)
-		return STORE_IO;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(s, 0);
-		rc = STORE_OK;
-	} else {
-		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
-				       : store_rc_from_sqlite(c, rc, "get dataset");
-	}
-	sqlite3_reset(s);
-	return rc;
+	return store_read_rows(st, &r);
+}
+
+struct version_each {
+	store_dataset_version_fn fn;
+	void *ctx;
+};
+
+static int version_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct version_each *e = arg;
+	struct store_dataset_version v;
+	int stop;
+
+	(void)st;
+	if (version_from_row(s, &v) != STORE_OK)
+		return STORE_NOMEM;
+	stop = e->fn(e->ctx, &v) != 0;
+	store_dataset_version_release(&v);
+	return stop;
 }
 
 int store_dataset_versions(struct store *st, const char *name,
 			   store_dataset_version_fn fn, void *ctx)
 {
+	struct version_each e = { fn, ctx };
 	int64_t id = 0;
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct store_read r = {
+		.id = SQL_DATASET_VERSION_LIST, .what = "list dataset versions",
+		.bind = bind_int64_1, .bind_arg = &id,
+		.row = version_each_row, .row_arg = &e,
+	};
+	int rc = dataset_id_get(st, name, &id);
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = dataset_id_locked(c, name, &id);
-	if (rc != STORE_OK)
-		goto out_put;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_DATASET_VERSION_LIST);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_dataset_version v;
-		int stop;
-
-		rc = version_from_row(s, &v);
-		if (rc != STORE_OK)
-			break;
-		stop = fn(ctx, &v);
-		store_dataset_version_release(&v);
-		if (stop)
-			break;
-	}
-	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-		rc = STORE_OK;
-	else if (rc > 0)
-		rc = store_rc_from_sqlite(c, rc, "list dataset versions");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return rc == STORE_OK ? store_read_rows(st, &r) : rc;
 }
 
 /*
@@ -703,124 +702,126 @@ static size_t prefix_upper(const char *prefix, char *buf)
 	return n;
 }
 
-/*
- * The statement of a query on the paths under @prefix of @id: @range,
- * bounded above by @upper (prefix_upper()), or @from when nothing bounds
- * it; bound and ready to step. NULL when it cannot be prepared.
- */
-static sqlite3_stmt *prefix_stmt(struct conn *c, enum stmt_id from,
-				 enum stmt_id range, int64_t id,
-				 const char *prefix, char *upper)
-{
-	size_t nupper = prefix_upper(prefix, upper);
-	sqlite3_stmt *s = stmt_get(c, nupper ? range : from);
+/* The parameters of a query on the paths under @prefix of @id. */
+struct prefix_key {
+	int64_t id;
+	const char *prefix;
+	char upper[DATASET_PATH_MAX + 1];
+	size_t nupper;
+};
 
-	if (!s)
-		return NULL;
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_text(s, 2, prefix, -1, SQLITE_STATIC);
-	if (nupper)
-		sqlite3_bind_text(s, 3, upper, (int)nupper, SQLITE_STATIC);
-	return s;
+/*
+ * Fills @k and picks the statement: @range, bounded above by
+ * prefix_upper(), or @from when nothing bounds it.
+ */
+static enum stmt_id prefix_key_init(struct prefix_key *k, int64_t id,
+				    const char *prefix, enum stmt_id from,
+				    enum stmt_id range)
+{
+	k->id = id;
+	k->prefix = prefix;
+	k->nupper = prefix_upper(prefix, k->upper);
+	return k->nupper ? range : from;
+}
+
+static void prefix_key_bind(sqlite3_stmt *s, const void *arg)
+{
+	const struct prefix_key *k = arg;
+
+	sqlite3_bind_int64(s, 1, k->id);
+	sqlite3_bind_text(s, 2, k->prefix, -1, SQLITE_STATIC);
+	if (k->nupper)
+		sqlite3_bind_text(s, 3, k->upper, (int)k->nupper,
+				  SQLITE_STATIC);
+}
+
+/* Appends the row's file to the dataset_files @arg. */
+static int file_push_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct dataset_files *out = arg;
+	struct dataset_file *f = dataset_files_push(out);
+	int rc;
+
+	(void)st;
+	if (!f)
+		return STORE_NOMEM;
+	rc = file_from_row(s, f);
+	if (rc != STORE_OK)
+		out->n--;	/* the zeroed slot holds nothing */
+	return rc;
 }
 
 int store_dataset_files(struct store *st, int64_t version_id,
 			const char *prefix, struct dataset_files *out)
 {
-	char upper[DATASET_PATH_MAX + 1];
+	struct prefix_key k;
 	size_t from = out->n;
-	struct conn *c;
-	sqlite3_stmt *s;
+	struct store_read r = {
+		.what = "list dataset files",
+		.bind = prefix_key_bind, .bind_arg = &k,
+		.row = file_push_row, .row_arg = out,
+	};
 	int rc;
 
 	if (strlen(prefix) > DATASET_PATH_MAX)
 		return STORE_OK;	/* no path is that long */
-	rc = conn_get(st, &c);
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = prefix_stmt(c, SQL_DATASET_FILES_FROM, SQL_DATASET_FILES_RANGE,
-			version_id, prefix, upper);
-	if (!s)
-		goto out_put;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct dataset_file *f = dataset_files_push(out);
-
-		rc = f ? file_from_row(s, f) : STORE_NOMEM;
-		if (rc != STORE_OK) {
-			if (f)
-				out->n--;	/* the zeroed slot holds nothing */
-			break;
-		}
-	}
-	if (rc == SQLITE_DONE)
-		rc = STORE_OK;
-	else if (rc > 0)
-		rc = store_rc_from_sqlite(c, rc, "list dataset files");
-	sqlite3_reset(s);
+	r.id = prefix_key_init(&k, version_id, prefix, SQL_DATASET_FILES_FROM,
+			       SQL_DATASET_FILES_RANGE);
+	rc = store_read_rows(st, &r);
 	if (rc != STORE_OK)
 		dataset_files_truncate(out, from);
-out_put:
-	conn_put(st, c);
 	return rc;
+}
+
+static int file_row(struct store *st, sqlite3_stmt *s, void *out)
+{
+	(void)st;
+	return file_from_row(s, out) == STORE_OK ? 1 : STORE_NOMEM;
 }
 
 int store_dataset_file_get(struct store *st, int64_t version_id,
 			   const char *path, struct dataset_file *out)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct int64_text key = { version_id, path };
+	struct store_read r = {
+		.id = SQL_DATASET_FILE_GET, .what = "get dataset file",
+		.bind = bind_int64_text, .bind_arg = &key,
+		.row = file_row, .row_arg = out, .need_row = 1,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_DATASET_FILE_GET);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, version_id);
-	sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		rc = file_from_row(s, out);
-	else
-		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
-				       : store_rc_from_sqlite(c, rc, "get dataset file");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
+}
+
+struct path_each {
+	store_path_fn fn;
+	void *ctx;
+};
+
+static int path_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct path_each *e = arg;
+
+	(void)st;
+	return e->fn(e->ctx, (const char *)sqlite3_column_text(s, 0)) != 0;
 }
 
 int store_datastore_paths(struct store *st, int64_t datastore_id,
 			  const char *prefix, store_path_fn fn, void *ctx)
 {
-	char upper[DATASET_PATH_MAX + 1];
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc;
+	struct path_each e = { fn, ctx };
+	struct prefix_key k;
+	struct store_read r = {
+		.what = "list a datastore's paths",
+		.bind = prefix_key_bind, .bind_arg = &k,
+		.row = path_each_row, .row_arg = &e,
+	};
 
 	if (strlen(prefix) > DATASET_PATH_MAX)
 		return STORE_OK;	/* no path is that long */
-	rc = conn_get(st, &c);
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = prefix_stmt(c, SQL_DATASTORE_PATHS_FROM, SQL_DATASTORE_PATHS_RANGE,
-			datastore_id, prefix, upper);
-	if (!s)
-		goto out_put;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (fn(ctx, (const char *)sqlite3_column_text(s, 0)))
-			break;
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		rc = STORE_OK;
-	else
-		rc = store_rc_from_sqlite(c, rc, "list a datastore's paths");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	r.id = prefix_key_init(&k, datastore_id, prefix,
+			       SQL_DATASTORE_PATHS_FROM,
+			       SQL_DATASTORE_PATHS_RANGE);
+	return store_read_rows(st, &r);
 }
 
 int dataset_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
@@ -835,31 +836,28 @@ int dataset_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	return rc;
 }
 
+static int found_row(struct store *st, sqlite3_stmt *s, void *found)
+{
+	(void)st;
+	(void)s;
+	*(int *)found = 1;
+	return 1;
+}
+
 int store_dataset_has_prefix(struct store *st, int64_t version_id,
 			     const char *prefix, int *found)
 {
-	char upper[DATASET_PATH_MAX + 1];
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc;
+	struct prefix_key k;
+	struct store_read r = {
+		.what = "look up a dataset directory",
+		.bind = prefix_key_bind, .bind_arg = &k,
+		.row = found_row, .row_arg = found,
+	};
 
 	*found = 0;
 	if (strlen(prefix) > DATASET_PATH_MAX)
 		return STORE_OK;
-	rc = conn_get(st, &c);
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = prefix_stmt(c, SQL_DATASET_PREFIX_FROM, SQL_DATASET_PREFIX_RANGE,
-			version_id, prefix, upper);
-	if (!s)
-		goto out_put;
-	rc = sqlite3_step(s);
-	*found = rc == SQLITE_ROW;
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK
-		: store_rc_from_sqlite(c, rc, "look up a dataset directory");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	r.id = prefix_key_init(&k, version_id, prefix, SQL_DATASET_PREFIX_FROM,
+			       SQL_DATASET_PREFIX_RANGE);
+	return store_read_rows(st, &r);
 }

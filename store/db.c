@@ -273,6 +273,26 @@ void bind_text1(sqlite3_stmt *s, const void *arg)
 	sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
 }
 
+void bind_int64_1(sqlite3_stmt *s, const void *arg)
+{
+	sqlite3_bind_int64(s, 1, *(const int64_t *)arg);
+}
+
+void bind_int64_text(sqlite3_stmt *s, const void *arg)
+{
+	const struct int64_text *k = arg;
+
+	sqlite3_bind_int64(s, 1, k->id);
+	sqlite3_bind_text(s, 2, k->text, -1, SQLITE_STATIC);
+}
+
+int int64_row(struct store *st, sqlite3_stmt *s, void *out)
+{
+	(void)st;
+	*(int64_t *)out = sqlite3_column_int64(s, 0);
+	return 1;
+}
+
 int stmt_exec(struct conn *c, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);

@@ -67,92 +67,81 @@ out_put:
 	return rc;
 }
 
+struct event_each {
+	store_event_fn fn;
+	void *ctx;
+};
+
+static int event_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct event_each *e = arg;
+	struct store_event ev = {
+		.id = sqlite3_column_int64(s, 0),
+		.ts_ms = sqlite3_column_int64(s, 1),
+		.line = (const char *)sqlite3_column_text(s, 2),
+	};
+
+	(void)st;
+	return e->fn(e->ctx, &ev) != 0;
+}
+
 int store_event_list(struct store *st, int64_t limit, store_event_fn fn,
 		     void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct event_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_EVENT_LIST, .what = "list events",
+		.bind = bind_int64_1, .bind_arg = &limit,
+		.row = event_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_EVENT_LIST);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, limit);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_event e = {
-			.id = sqlite3_column_int64(s, 0),
-			.ts_ms = sqlite3_column_int64(s, 1),
-			.line = (const char *)sqlite3_column_text(s, 2),
-		};
-		if (fn(ctx, &e) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list events");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
+}
+
+struct change_each {
+	int64_t *seq;
+	store_change_fn fn;
+	void *ctx;
+};
+
+/* Moves *seq past each change before handing it on, stop or not. */
+static int change_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct change_each *e = arg;
+	struct store_change ch = {
+		.seq = sqlite3_column_int64(s, 0),
+		.kind = (enum change_kind)sqlite3_column_int(s, 1),
+		.experiment_id = sqlite3_column_int64(s, 2),
+		.run_id = sqlite3_column_int64(s, 3),
+		.object_id = sqlite3_column_int64(s, 4),
+		.mine = sqlite3_column_int64(s, 5) == st->origin,
+	};
+
+	*e->seq = ch.seq;
+	return e->fn(e->ctx, &ch) != 0;
 }
 
 int store_changes_since(struct store *st, int64_t *seq, store_change_fn fn,
 			void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct change_each e = { seq, fn, ctx };
+	struct store_read r = {
+		.id = SQL_CHANGE_SINCE, .what = "read changes",
+		.bind = bind_int64_1, .bind_arg = seq,
+		.row = change_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_CHANGE_SINCE);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, *seq);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_change ch = {
-			.seq = sqlite3_column_int64(s, 0),
-			.kind = (enum change_kind)sqlite3_column_int(s, 1),
-			.experiment_id = sqlite3_column_int64(s, 2),
-			.run_id = sqlite3_column_int64(s, 3),
-			.object_id = sqlite3_column_int64(s, 4),
-			.mine = sqlite3_column_int64(s, 5) == c->origin,
-		};
-		*seq = ch.seq;
-		if (fn(ctx, &ch) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "read changes");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 int store_changes_head(struct store *st, int64_t *seq)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct store_read r = {
+		.id = SQL_CHANGE_HEAD, .what = "change head",
+		.row = int64_row, .row_arg = seq,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_CHANGE_HEAD);
-	if (!s)
-		goto out_put;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*seq = sqlite3_column_int64(s, 0);
-	rc = rc == SQLITE_ROW ? STORE_OK : store_rc_from_sqlite(c, rc, "change head");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 int store_changes_prune(struct store *st, int64_t keep)

@@ -190,34 +190,33 @@ out_put:
 	return rc;
 }
 
+struct experiment_each {
+	store_experiment_fn fn;
+	void *ctx;
+};
+
+static int experiment_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct experiment_each *e = arg;
+	struct store_experiment one = {
+		.id = sqlite3_column_int64(s, 0),
+		.name = (char *)sqlite3_column_text(s, 1),
+		.created_ms = sqlite3_column_int64(s, 2),
+		.updated_ms = sqlite3_column_int64(s, 3),
+		.run_count = sqlite3_column_int64(s, 4),
+	};
+
+	(void)st;
+	return e->fn(e->ctx, &one) != 0;
+}
+
 int store_experiment_list(struct store *st, store_experiment_fn fn, void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc;
+	struct experiment_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_EXPERIMENT_LIST, .what = "list experiments",
+		.row = experiment_each_row, .row_arg = &e,
+	};
 
-	rc = conn_get(st, &c);
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_EXPERIMENT_LIST);
-	if (!s)
-		goto out_put;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_experiment e = {
-			.id = sqlite3_column_int64(s, 0),
-			.name = (char *)sqlite3_column_text(s, 1),
-			.created_ms = sqlite3_column_int64(s, 2),
-			.updated_ms = sqlite3_column_int64(s, 3),
-			.run_count = sqlite3_column_int64(s, 4),
-		};
-		if (fn(ctx, &e) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list experiments");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }

@@ -379,26 +379,19 @@ static int journal_row_delete(struct store *st, const char *name)
 	return rc;
 }
 
+/* How far journal @name was merged: 0 when it has no row. */
 static int journal_merged_get(struct store *st, const char *name,
 			      uint64_t *merged)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	int64_t n = 0;
+	struct store_read r = {
+		.id = SQL_JOURNAL_GET, .what = "journal",
+		.bind = bind_text1, .bind_arg = name,
+		.row = int64_row, .row_arg = &n,
+	};
+	int rc = store_read_rows(st, &r);
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_JOURNAL_GET);
-	if (s) {
-		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-		rc = sqlite3_step(s);
-		*merged = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
-		rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-			     ? STORE_OK : store_rc_from_sqlite(c, rc, "journal");
-		sqlite3_reset(s);
-	}
-	conn_put(st, c);
+	*merged = (uint64_t)n;
 	return rc;
 }
 

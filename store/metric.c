@@ -23,6 +23,7 @@
  *     chunk row and one change row per call, whatever the interleaving.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,17 +54,23 @@ static void metric_from_row(sqlite3_stmt *s, struct store_metric *m)
 	m->name_owned = NULL;
 }
 
-/* One-row metric query; copies the name so it outlives the statement. */
+/* metric_from_row() with the name copied, to outlive the statement. */
+static int metric_copy_from_row(sqlite3_stmt *s, struct store_metric *out)
+{
+	metric_from_row(s, out);
+	out->name_owned = col_strdup(s, 2);
+	out->name = out->name_owned;
+	return out->name ? STORE_OK : STORE_NOMEM;
+}
+
+/* One-row metric query on the caller's connection. */
 static int metric_get_row(struct conn *c, sqlite3_stmt *s,
 			  struct store_metric *out)
 {
 	int rc = sqlite3_step(s);
 
 	if (rc == SQLITE_ROW) {
-		metric_from_row(s, out);
-		out->name_owned = col_strdup(s, 2);
-		out->name = out->name_owned;
-		rc = out->name ? STORE_OK : STORE_NOMEM;
+		rc = metric_copy_from_row(s, out);
 	} else {
 		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
 				       : store_rc_from_sqlite(c, rc, "get metric");
@@ -494,114 +501,121 @@ int store_metric_find(struct store *st, int64_t run_id, const char *name,
 	return rc;
 }
 
+static int metric_row(struct store *st, sqlite3_stmt *s, void *out)
+{
+	(void)st;
+	return metric_copy_from_row(s, out) == STORE_OK ? 1 : STORE_NOMEM;
+}
+
 int store_metric_get_by_id(struct store *st, int64_t metric_id,
 			   struct store_metric *out)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
+	struct store_read r = {
+		.id = SQL_METRIC_GET_BY_ID, .what = "get metric",
+		.bind = bind_int64_1, .bind_arg = &metric_id,
+		.row = metric_row, .row_arg = out, .need_row = 1,
+	};
 	int rc = journal_drain_pending(st);
 
-	if (rc == STORE_OK)
-		rc = conn_get(st, &c);
+	return rc == STORE_OK ? store_read_rows(st, &r) : rc;
+}
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_METRIC_GET_BY_ID);
-	if (s) {
-		sqlite3_bind_int64(s, 1, metric_id);
-		rc = metric_get_row(c, s, out);
-	}
-	conn_put(st, c);
-	return rc;
+struct metric_each {
+	store_metric_fn fn;
+	void *ctx;
+};
+
+static int metric_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct metric_each *e = arg;
+	struct store_metric m;
+
+	(void)st;
+	metric_from_row(s, &m);
+	return e->fn(e->ctx, &m) != 0;
 }
 
 int store_metric_list(struct store *st, int64_t run_id, store_metric_fn fn,
 		      void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
+	struct metric_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_METRIC_LIST, .what = "list metrics",
+		.bind = bind_int64_1, .bind_arg = &run_id,
+		.row = metric_each_row, .row_arg = &e,
+	};
 	int rc = journal_drain_pending(st);
 
-	if (rc == STORE_OK)
-		rc = conn_get(st, &c);
+	return rc == STORE_OK ? store_read_rows(st, &r) : rc;
+}
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_METRIC_LIST);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, run_id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_metric m;
+/* The chunks of metric ?1 from sequence number ?2 on. */
+struct chunk_key {
+	int64_t metric_id;
+	int64_t from_seq;
+};
 
-		metric_from_row(s, &m);
-		if (fn(ctx, &m) != 0)
-			break;
+static void chunk_key_bind(sqlite3_stmt *s, const void *arg)
+{
+	const struct chunk_key *k = arg;
+
+	sqlite3_bind_int64(s, 1, k->metric_id);
+	sqlite3_bind_int64(s, 2, k->from_seq);
+}
+
+struct chunk_each {
+	store_chunk_fn fn;
+	void *ctx;
+	int64_t *aligned;	/* the last chunk's steps, copied */
+};
+
+static int chunk_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct chunk_each *e = arg;
+	struct metric_chunk ch = {
+		.first_seq = sqlite3_column_int64(s, 0),
+		.n = sqlite3_column_int64(s, 1),
+		.ts_ms = sqlite3_column_int64(s, 2),
+		.text = sqlite3_column_blob(s, 3),
+		.text_len = (size_t)sqlite3_column_bytes(s, 3),
+	};
+	size_t steps_len = (size_t)sqlite3_column_bytes(s, 4);
+
+	(void)st;
+	if (steps_len) {
+		/* Blob memory has no alignment promise: copy. */
+		free(e->aligned);
+		e->aligned = malloc(steps_len);
+		if (!e->aligned)
+			return STORE_NOMEM;
+		memcpy(e->aligned, sqlite3_column_blob(s, 4), steps_len);
+		ch.steps = e->aligned;
 	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list metrics");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	if (steps_len && steps_len != (size_t)ch.n * sizeof(int64_t)) {
+		/* The line store_rc_from_sqlite() logs; it needs a conn. */
+		fprintf(stderr, "mlfs: store: read metric: %s\n",
+			sqlite3_errmsg(sqlite3_db_handle(s)));
+		return STORE_CORRUPT;
+	}
+	if (!ch.text)
+		ch.text = "";
+	return e->fn(e->ctx, &ch) != 0;
 }
 
 int store_metric_read(struct store *st, int64_t metric_id, int64_t from_seq,
 		      store_chunk_fn fn, void *ctx)
 {
-	int64_t *aligned = NULL;
-	struct conn *c;
-	sqlite3_stmt *s;
+	struct chunk_key k = { metric_id, from_seq };
+	struct chunk_each e = { fn, ctx, NULL };
+	struct store_read r = {
+		.id = SQL_CHUNK_READ, .what = "read metric",
+		.bind = chunk_key_bind, .bind_arg = &k,
+		.row = chunk_each_row, .row_arg = &e,
+	};
 	int rc = journal_drain_pending(st);
 
 	if (rc == STORE_OK)
-		rc = conn_get(st, &c);
-
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_CHUNK_READ);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, metric_id);
-	sqlite3_bind_int64(s, 2, from_seq);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct metric_chunk ch = {
-			.first_seq = sqlite3_column_int64(s, 0),
-			.n = sqlite3_column_int64(s, 1),
-			.ts_ms = sqlite3_column_int64(s, 2),
-			.text = sqlite3_column_blob(s, 3),
-			.text_len = (size_t)sqlite3_column_bytes(s, 3),
-		};
-		size_t steps_len = (size_t)sqlite3_column_bytes(s, 4);
-
-		if (steps_len) {
-			/* Blob memory has no alignment promise: copy. */
-			free(aligned);
-			aligned = malloc(steps_len);
-			if (!aligned) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			memcpy(aligned, sqlite3_column_blob(s, 4), steps_len);
-			ch.steps = aligned;
-		}
-		if (steps_len && steps_len != (size_t)ch.n * sizeof(int64_t)) {
-			rc = SQLITE_CORRUPT;
-			break;
-		}
-		if (!ch.text)
-			ch.text = "";
-		if (fn(ctx, &ch) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "read metric");
-	sqlite3_reset(s);
-out_put:
-	free(aligned);
-	conn_put(st, c);
+		rc = store_read_rows(st, &r);
+	free(e.aligned);
 	return rc;
 }

@@ -591,58 +591,51 @@ int store_model_version_get_by_id(struct store *st, int64_t version_id,
 	return rc;
 }
 
-/* Runs version listing @id bound to @key, one callback per row. */
-static int versions_each_locked(struct conn *c, enum stmt_id id, int64_t key,
-				store_model_version_fn fn, void *ctx)
+struct version_each {
+	store_model_version_fn fn;
+	void *ctx;
+};
+
+static int version_each_row(struct store *st, sqlite3_stmt *s, void *arg)
 {
-	sqlite3_stmt *s = stmt_get(c, id);
-	int rc;
+	struct version_each *e = arg;
+	struct store_model_version v;
 
-	if (!s)
-		return STORE_IO;
-	sqlite3_bind_int64(s, 1, key);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_model_version v;
+	(void)st;
+	version_view_from_row(s, &v);
+	return e->fn(e->ctx, &v) != 0;
+}
 
-		version_view_from_row(s, &v);
-		if (fn(ctx, &v) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list versions");
-	sqlite3_reset(s);
-	return rc;
+/* Runs version listing @id bound to @key, one callback per row. */
+static int versions_each(struct store *st, enum stmt_id id, int64_t key,
+			 store_model_version_fn fn, void *ctx)
+{
+	struct version_each e = { fn, ctx };
+	struct store_read r = {
+		.id = id, .what = "list versions",
+		.bind = bind_int64_1, .bind_arg = &key,
+		.row = version_each_row, .row_arg = &e,
+	};
+
+	return store_read_rows(st, &r);
 }
 
 int store_model_version_list(struct store *st, const char *name,
 			     store_model_version_fn fn, void *ctx)
 {
 	struct store_model m = { 0 };
-	struct conn *c;
-	int rc = conn_get(st, &c);
+	int rc = store_model_get(st, name, &m);
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = model_get_locked(c, name, &m);
 	if (rc == STORE_OK)
-		rc = versions_each_locked(c, SQL_MODEL_VERSION_LIST, m.id, fn,
-					  ctx);
+		rc = versions_each(st, SQL_MODEL_VERSION_LIST, m.id, fn, ctx);
 	store_model_release(&m);
-	conn_put(st, c);
 	return rc;
 }
 
 int store_run_models(struct store *st, int64_t run_id,
 		     store_model_version_fn fn, void *ctx)
 {
-	struct conn *c;
-	int rc = conn_get(st, &c);
-
-	if (rc != STORE_OK)
-		return rc;
-	rc = versions_each_locked(c, SQL_MODEL_VERSIONS_OF_RUN, run_id, fn, ctx);
-	conn_put(st, c);
-	return rc;
+	return versions_each(st, SQL_MODEL_VERSIONS_OF_RUN, run_id, fn, ctx);
 }
 
 int store_model_latest(struct store *st, const char *name, int64_t *version)
@@ -658,53 +651,67 @@ int store_model_latest(struct store *st, const char *name, int64_t *version)
 	return rc;
 }
 
-/* Steps @s (bound) and calls @fn per file row; resets @s. */
-static int file_rows(struct conn *c, sqlite3_stmt *s, store_model_file_fn fn,
-		     void *ctx)
-{
-	int rc;
+struct file_each {
+	store_model_file_fn fn;
+	void *ctx;
+};
 
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_model_file f = {
-			.path = (const char *)sqlite3_column_text(s, 0),
-			.blob = (const char *)sqlite3_column_text(s, 1),
-			.size = sqlite3_column_int64(s, 2),
-			.mode = (unsigned int)sqlite3_column_int(s, 3),
-		};
-		if (fn(ctx, &f) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list files");
-	sqlite3_reset(s);
-	return rc;
+static int file_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct file_each *e = arg;
+	struct store_model_file f = {
+		.path = (const char *)sqlite3_column_text(s, 0),
+		.blob = (const char *)sqlite3_column_text(s, 1),
+		.size = sqlite3_column_int64(s, 2),
+		.mode = (unsigned int)sqlite3_column_int(s, 3),
+	};
+
+	(void)st;
+	return e->fn(e->ctx, &f) != 0;
 }
 
 int store_model_files(struct store *st, int64_t version_id,
 		      store_model_file_fn fn, void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct file_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_MODEL_FILE_LIST, .what = "list files",
+		.bind = bind_int64_1, .bind_arg = &version_id,
+		.row = file_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_MODEL_FILE_LIST);
-	if (s) {
-		sqlite3_bind_int64(s, 1, version_id);
-		rc = file_rows(c, s, fn, ctx);
-	}
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
+}
+
+/* Version ?1's paths in [?2, ?3); ?3 stays NULL, no bound, for "". */
+struct file_range {
+	int64_t version_id;
+	const char *path;
+	const struct strbuf *end;
+};
+
+static void file_range_bind(sqlite3_stmt *s, const void *arg)
+{
+	const struct file_range *k = arg;
+
+	sqlite3_bind_int64(s, 1, k->version_id);
+	sqlite3_bind_text(s, 2, k->path, -1, SQLITE_STATIC);
+	if (k->path[0])
+		sqlite3_bind_text(s, 3, k->end->buf, (int)k->end->len,
+				  SQLITE_STATIC);
 }
 
 int store_model_files_at(struct store *st, int64_t version_id,
 			 const char *path, store_model_file_fn fn, void *ctx)
 {
 	struct strbuf end = STRBUF_INIT;
-	struct conn *c;
-	sqlite3_stmt *s;
+	struct file_range k = { version_id, path, &end };
+	struct file_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_MODEL_FILE_RANGE, .what = "list files",
+		.bind = file_range_bind, .bind_arg = &k,
+		.row = file_each_row, .row_arg = &e,
+	};
 	int rc;
 
 	/* '0' follows '/': [path, path "0") holds path and path/... */
@@ -713,21 +720,7 @@ int store_model_files_at(struct store *st, int64_t version_id,
 		strbuf_release(&end);
 		return STORE_NOMEM;
 	}
-	rc = conn_get(st, &c);
-	if (rc != STORE_OK)
-		goto out;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_MODEL_FILE_RANGE);
-	if (s) {
-		sqlite3_bind_int64(s, 1, version_id);
-		sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
-		if (path[0])
-			sqlite3_bind_text(s, 3, end.buf, (int)end.len,
-					  SQLITE_STATIC);
-		rc = file_rows(c, s, fn, ctx);
-	}
-	conn_put(st, c);
-out:
+	rc = store_read_rows(st, &r);
 	strbuf_release(&end);
 	return rc;
 }

@@ -342,66 +342,52 @@ int store_model_alias_get(struct store *st, const char *name,
 			  const char *alias, int64_t *version)
 {
 	struct store_model m = { 0 };
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct int64_text key = { 0, alias };
+	struct store_read r = {
+		.id = SQL_MODEL_ALIAS_GET, .what = "get alias",
+		.bind = bind_int64_text, .bind_arg = &key,
+		.row = int64_row, .row_arg = version, .need_row = 1,
+	};
+	int rc = store_model_get(st, name, &m);
 
 	if (rc != STORE_OK)
 		return rc;
-	rc = model_get_locked(c, name, &m);
-	if (rc != STORE_OK)
-		goto out_put;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_MODEL_ALIAS_GET);
-	if (!s)
-		goto out_release;
-	sqlite3_bind_int64(s, 1, m.id);
-	sqlite3_bind_text(s, 2, alias, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*version = sqlite3_column_int64(s, 0);
-		rc = STORE_OK;
-	} else {
-		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
-				       : store_rc_from_sqlite(c, rc, "get alias");
-	}
-	sqlite3_reset(s);
-out_release:
+	key.id = m.id;
+	rc = store_read_rows(st, &r);
 	store_model_release(&m);
-out_put:
-	conn_put(st, c);
 	return rc;
+}
+
+struct alias_each {
+	store_alias_fn fn;
+	void *ctx;
+};
+
+static int alias_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct alias_each *e = arg;
+
+	(void)st;
+	return e->fn(e->ctx, (const char *)sqlite3_column_text(s, 0),
+		     sqlite3_column_int64(s, 1)) != 0;
 }
 
 int store_model_alias_list(struct store *st, const char *name,
 			   store_alias_fn fn, void *ctx)
 {
 	struct store_model m = { 0 };
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct alias_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_MODEL_ALIAS_LIST, .what = "list aliases",
+		.bind = bind_int64_1, .bind_arg = &m.id,
+		.row = alias_each_row, .row_arg = &e,
+	};
+	int rc = store_model_get(st, name, &m);
 
 	if (rc != STORE_OK)
 		return rc;
-	rc = model_get_locked(c, name, &m);
-	if (rc != STORE_OK)
-		goto out_put;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_MODEL_ALIAS_LIST);
-	if (!s)
-		goto out_release;
-	sqlite3_bind_int64(s, 1, m.id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (fn(ctx, (const char *)sqlite3_column_text(s, 0),
-		       sqlite3_column_int64(s, 1)) != 0)
-			break;
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list aliases");
-	sqlite3_reset(s);
-out_release:
+	rc = store_read_rows(st, &r);
 	store_model_release(&m);
-out_put:
-	conn_put(st, c);
 	return rc;
 }
 

@@ -294,24 +294,37 @@ int store_run_get(struct store *st, int64_t run_id, struct store_run *out)
 	return rc;
 }
 
+/* Run name ?1 in experiment ?2. */
+struct run_key {
+	const char *name;
+	int64_t exp_id;
+};
+
+static void run_key_bind(sqlite3_stmt *s, const void *arg)
+{
+	const struct run_key *k = arg;
+
+	sqlite3_bind_text(s, 1, k->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, k->exp_id);
+}
+
+static int run_row(struct store *st, sqlite3_stmt *s, void *out)
+{
+	(void)st;
+	return run_from_row(s, out) == STORE_OK ? 1 : STORE_NOMEM;
+}
+
 int store_run_find(struct store *st, int64_t exp_id, const char *name,
 		   struct store_run *out)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct run_key k = { name, exp_id };
+	struct store_read r = {
+		.id = SQL_RUN_FIND, .what = "get run",
+		.bind = run_key_bind, .bind_arg = &k,
+		.row = run_row, .row_arg = out, .need_row = 1,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_RUN_FIND);
-	if (s) {
-		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, exp_id);
-		rc = run_get_row(c, s, out);
-	}
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 /* Fills a run entry from the columns id, name, number, created, updated. */
@@ -324,32 +337,32 @@ void run_entry_from_row(sqlite3_stmt *s, struct store_run_entry *r)
 	r->updated_ms = sqlite3_column_int64(s, 4);
 }
 
+struct run_each {
+	store_run_fn fn;
+	void *ctx;
+};
+
+static int run_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct run_each *e = arg;
+	struct store_run_entry r;
+
+	(void)st;
+	run_entry_from_row(s, &r);
+	return e->fn(e->ctx, &r) != 0;
+}
+
 int run_entries_each(struct store *st, enum stmt_id id, int64_t key,
 		     store_run_fn fn, void *ctx)
 {
-	struct store_run_entry r;
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct run_each e = { fn, ctx };
+	struct store_read r = {
+		.id = id, .what = "list runs",
+		.bind = bind_int64_1, .bind_arg = &key,
+		.row = run_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, id);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, key);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		run_entry_from_row(s, &r);
-		if (fn(ctx, &r) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "list runs");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 int store_run_list(struct store *st, int64_t exp_id, store_run_fn fn, void *ctx)
@@ -357,31 +370,22 @@ int store_run_list(struct store *st, int64_t exp_id, store_run_fn fn, void *ctx)
 	return run_entries_each(st, SQL_RUN_LIST, exp_id, fn, ctx);
 }
 
+static int name_row(struct store *st, sqlite3_stmt *s, void *name)
+{
+	(void)st;
+	*(char **)name = col_strdup(s, 0);
+	return *(char **)name ? 1 : STORE_NOMEM;
+}
+
 int store_run_latest(struct store *st, int64_t exp_id, char **name)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct store_read r = {
+		.id = SQL_RUN_LATEST, .what = "latest run",
+		.bind = bind_int64_1, .bind_arg = &exp_id,
+		.row = name_row, .row_arg = name, .need_row = 1,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_RUN_LATEST);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_int64(s, 1, exp_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*name = col_strdup(s, 0);
-		rc = *name ? STORE_OK : STORE_NOMEM;
-	} else {
-		rc = rc == SQLITE_DONE ? STORE_NOT_FOUND
-				       : store_rc_from_sqlite(c, rc, "latest run");
-	}
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 /* May a user move @run to @to? See the lifecycle at the top. */

@@ -534,44 +534,44 @@ int store_run_cancel(struct store *st, int64_t run_id, enum run_status *now)
 
 /* ---- listings ---------------------------------------------------------- */
 
+struct active_each {
+	store_active_fn fn;
+	void *ctx;
+};
+
+static int active_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct active_each *e = arg;
+	struct store_active_run r = {
+		.id = sqlite3_column_int64(s, 0),
+		.name = (const char *)sqlite3_column_text(s, 1),
+		.status = (enum run_status)sqlite3_column_int(s, 2),
+		.updated_ms = sqlite3_column_int64(s, 3),
+		.supervisor = {
+			.pid = col_int64_or(s, 4, 0),
+			.start = col_int64_or(s, 5, 0),
+			.boot_id = (const char *)sqlite3_column_text(s, 6),
+		},
+		.process = {
+			.pid = col_int64_or(s, 7, 0),
+			.start = col_int64_or(s, 8, 0),
+			.boot_id = (const char *)sqlite3_column_text(s, 6),
+		},
+	};
+
+	(void)st;
+	return e->fn(e->ctx, &r) != 0;
+}
+
 int store_run_list_active(struct store *st, store_active_fn fn, void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct active_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_RUN_LIST_ACTIVE, .what = "active runs",
+		.row = active_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_RUN_LIST_ACTIVE);
-	if (!s)
-		goto out_put;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_active_run r = {
-			.id = sqlite3_column_int64(s, 0),
-			.name = (const char *)sqlite3_column_text(s, 1),
-			.status = (enum run_status)sqlite3_column_int(s, 2),
-			.updated_ms = sqlite3_column_int64(s, 3),
-			.supervisor = {
-				.pid = col_int64_or(s, 4, 0),
-				.start = col_int64_or(s, 5, 0),
-				.boot_id = (const char *)sqlite3_column_text(s, 6),
-			},
-			.process = {
-				.pid = col_int64_or(s, 7, 0),
-				.start = col_int64_or(s, 8, 0),
-				.boot_id = (const char *)sqlite3_column_text(s, 6),
-			},
-		};
-		if (fn(ctx, &r) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "active runs");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }
 
 int store_run_children(struct store *st, int64_t run_id, store_run_fn fn,
@@ -596,32 +596,31 @@ int store_run_get_by_name(struct store *st, const char *name,
 	return rc;
 }
 
+struct queue_each {
+	store_queue_fn fn;
+	void *ctx;
+};
+
+static int queue_each_row(struct store *st, sqlite3_stmt *s, void *arg)
+{
+	struct queue_each *e = arg;
+	struct store_run_entry r;
+
+	(void)st;
+	run_entry_from_row(s, &r);
+	return e->fn(e->ctx, &r, (enum run_status)sqlite3_column_int(s, 5),
+		     (const char *)sqlite3_column_text(s, 6)) != 0;
+}
+
 int store_compute_queue(struct store *st, const char *compute,
 			store_queue_fn fn, void *ctx)
 {
-	struct conn *c;
-	sqlite3_stmt *s;
-	int rc = conn_get(st, &c);
+	struct queue_each e = { fn, ctx };
+	struct store_read r = {
+		.id = SQL_COMPUTE_QUEUE, .what = "queue",
+		.bind = bind_text1, .bind_arg = compute,
+		.row = queue_each_row, .row_arg = &e,
+	};
 
-	if (rc != STORE_OK)
-		return rc;
-	rc = STORE_IO;
-	s = stmt_get(c, SQL_COMPUTE_QUEUE);
-	if (!s)
-		goto out_put;
-	sqlite3_bind_text(s, 1, compute, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_run_entry r;
-
-		run_entry_from_row(s, &r);
-		if (fn(ctx, &r, (enum run_status)sqlite3_column_int(s, 5),
-		       (const char *)sqlite3_column_text(s, 6)) != 0)
-			break;
-	}
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE
-		     ? STORE_OK : store_rc_from_sqlite(c, rc, "queue");
-	sqlite3_reset(s);
-out_put:
-	conn_put(st, c);
-	return rc;
+	return store_read_rows(st, &r);
 }

@@ -195,6 +195,16 @@ struct store_read {
 int store_read_rows(struct store *st, const struct store_read *r);
 /* For the common binding: one text parameter, ?1 = (const char *)arg. */
 void bind_text1(sqlite3_stmt *s, const void *arg);
+/* ?1 = *(const int64_t *)arg. */
+void bind_int64_1(sqlite3_stmt *s, const void *arg);
+/* ?1 = id, ?2 = text: a key within an owner (a run, a version, a model). */
+struct int64_text {
+	int64_t id;
+	const char *text;
+};
+void bind_int64_text(sqlite3_stmt *s, const void *arg);
+/* A one-value read: column 0 into *(int64_t *)out, then stop. */
+int int64_row(struct store *st, sqlite3_stmt *s, void *out);
 
 /* Runs a statement that returns no rows; STORE_OK or mapped error. */
 int stmt_exec(struct conn *c, sqlite3_stmt *s, const char *what);

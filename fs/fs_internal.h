@@ -136,15 +136,14 @@ struct fs_entry {
 };
 
 /*
- * The largest read the kernel asks for: 252 pages, not 256. A reply
- * spliced from a file goes through a pipe that must hold the data and
- * three pages more (libfuse), and a pipe cannot grow past
+ * The largest read of a backing file that is spliced to the kernel. A
+ * spliced reply goes through a pipe that must hold the data and three
+ * pages more (libfuse), and a pipe cannot grow past
  * /proc/sys/fs/pipe-max-size (1 MiB) without CAP_SYS_RESOURCE, which
- * root in a container often lacks. A 1 MiB read then fell back to
- * pread() into a fresh buffer and write() from it: a second copy of
- * every byte, and a megabyte faulted in per read.
+ * root in a container often lacks. Larger reads (the kernel asks for up
+ * to 1 MiB) are copied through the thread's read buffer (ops.c).
  */
-#define FS_READ_MAX 1032192
+#define FS_SPLICE_MAX (1024 * 1024 - 4 * 4096)
 
 /* One directory entry for readdir; attributes optional. */
 struct dir_entry {

@@ -17,8 +17,6 @@
 
 extern const struct fuse_lowlevel_ops mlfs_ops;
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 /*
  * Supervisors are mlfs-supervise from the directory of this very binary
@@ -244,8 +242,6 @@ int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
 	if (ctx_init(&ctx, opt) < 0)
 		return 1;
 	if (opt->debug && fuse_opt_add_arg(args, "-d") < 0)
-		goto out_ctx;
-	if (fuse_opt_add_arg(args, "-omax_read=" STR(FS_READ_MAX)) < 0)
 		goto out_ctx;
 	ctx.se = fuse_session_new(args, &mlfs_ops, sizeof(mlfs_ops), &ctx);
 	if (!ctx.se)

@@ -903,6 +903,36 @@ static void read_by_kind(fuse_req_t req, struct fs_handle *h, size_t size,
 		fuse_reply_buf(req, buf, (size_t)n);
 }
 
+/*
+ * A read of a backing file too large to splice: into this thread's
+ * buffer, kept from read to read, then out. libfuse's own fallback
+ * mallocs and frees a fresh buffer per read, each faulted in anew.
+ */
+static void read_backing(fuse_req_t req, int fd, size_t size, off_t off)
+{
+	char *buf = read_buf_get(size);
+	size_t got = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	while (got < size) {
+		ssize_t n = pread(fd, buf + got, size - got, off + (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fuse_reply_err(req, errno);
+			return;
+		}
+		if (n == 0)
+			break;	/* end of file */
+		got += (size_t)n;
+	}
+	fuse_reply_buf(req, buf, got);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -919,6 +949,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (h->backing_fd >= 0 && n->id.kind->read_check &&
 	    (rc = n->id.kind->read_check(ctx, h)) < 0) {
 		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (h->backing_fd >= 0 && size > FS_SPLICE_MAX) {
+		read_backing(req, h->backing_fd, size, off);
 		return;
 	}
 	if (h->backing_fd >= 0) {
@@ -1186,7 +1220,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs_ctx *ctx = userdata;
 
 	atomic_store(&ctx->inited, 1);
-	conn->max_read = FS_READ_MAX;	/* as the mount option says (mount.c) */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)

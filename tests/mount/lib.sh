@@ -386,6 +386,30 @@ events_mark()
 	fi
 }
 
+# expect_files_match VERSION_DIR JSON_NAME: the files under VERSION_DIR/files
+# are exactly those JSON_NAME lists, each with its size (what ls -l says,
+# answered from the listing) and, when listed, its sha256.
+expect_files_match()
+{
+	"$PY" - "$1" "$2" <<-'EOF' || fail "files/ of $1 disagrees with $2"
+	import hashlib, json, os, sys
+	v, name = sys.argv[1], sys.argv[2]
+	want = {f["path"]: f for f in json.load(open(os.path.join(v, name)))["files"]}
+	seen = {}
+	for d, _, names in os.walk(v + "/files"):
+	    for n in names:
+	        p = os.path.join(d, n)
+	        seen[os.path.relpath(p, v + "/files")] = p
+	assert sorted(seen) == sorted(want), (sorted(seen), sorted(want))
+	for rel, p in seen.items():
+	    st = os.stat(p)
+	    assert st.st_size == want[rel]["size"], (rel, st.st_size, want[rel])
+	    if "sha256" in want[rel]:
+	        got = hashlib.sha256(open(p, "rb").read()).hexdigest()
+	        assert got == want[rel]["sha256"], rel
+	EOF
+}
+
 # expect_event REGEX: a line newer than the last mark matches REGEX
 # (grep -E). The events file is live, so it may take up to 1 s to show.
 expect_event()

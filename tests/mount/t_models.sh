@@ -300,21 +300,7 @@ else
 	echo "# not root: the prefetch half of this case needs drop_caches"
 fi
 # readdirplus answers from the listing: what it says must be model.json's
-"$PY" - "$M/shards/1" <<-'EOF' || fail "ls -l of files/ disagrees with model.json"
-	import hashlib, json, os, sys
-	v = sys.argv[1]
-	want = {f["path"]: f for f in json.load(open(v + "/model.json"))["files"]}
-	seen = {}
-	for d, _, names in os.walk(v + "/files"):
-	    for n in names:
-	        p = os.path.join(d, n)
-	        seen[os.path.relpath(p, v + "/files")] = p
-	assert sorted(seen) == sorted(want), (sorted(seen), sorted(want))
-	for rel, p in seen.items():
-	    st = os.stat(p)
-	    assert st.st_size == want[rel]["size"], (rel, st.st_size, want[rel])
-	    assert hashlib.sha256(open(p, "rb").read()).hexdigest() == want[rel]["sha256"], rel
-	EOF
+expect_files_match "$M/shards/1" model.json
 
 test_case unreferenced_blobs_are_removed_at_mount_unless_a_put_is_open
 mlfs_unmount

@@ -301,7 +301,7 @@ static int dsv_list(struct fs_ctx *ctx, struct fs_node *dir,
 			   : file_entry_add(dl, name, &id, &v, &fl.v[i]);
 	}
 	if (rc == 0 && !plen)
-		prefetch_blobs(ctx, -dir->id.exp_id, &pl);
+		prefetch_version(ctx, -dir->id.exp_id, &pl);
 	prefetch_list_release(&pl);
 	dataset_files_release(&fl);
 	store_dataset_version_release(&v);

@@ -570,12 +570,13 @@ int mount_device(const char *mountpoint, char *dev, size_t devlen);
 void watcher_stop(struct fs_ctx *ctx);
 
 /*
- * prefetch.c: a listed version's blobs warmed by background threads (the
+ * prefetch.c: a listed version's files warmed by background threads (the
  * bounds and the reasons are in prefetch.c). A kind's list collects the
- * version's files in path order with prefetch_list_add (which keeps to
- * the bounds), then hands them over with prefetch_blobs, which always
- * releases @pl. @key names the version (models: its id; datasets: minus
- * its id): a version listed again soon is not warmed twice.
+ * version's files in path order with prefetch_list_add or _add_open
+ * (which keep to the bounds), then hands them over with prefetch_version,
+ * which always releases @pl. @key names the version (models: its id;
+ * datasets: minus its id): a version listed again soon is not warmed
+ * twice.
  */
 struct prefetch_item {
 	char hex[65];		/* the blob (BLOB_HEX_LEN digits), or "" */
@@ -596,7 +597,7 @@ int prefetch_list_add_open(struct prefetch_list *pl,
 			   int (*open)(const void *arg, int *fd), void *arg,
 			   int64_t size);
 void prefetch_list_release(struct prefetch_list *pl);
-void prefetch_blobs(struct fs_ctx *ctx, int64_t key, struct prefetch_list *pl);
+void prefetch_version(struct fs_ctx *ctx, int64_t key, struct prefetch_list *pl);
 /* At unmount: stops the threads; queued work is dropped. */
 void prefetch_stop(struct fs_ctx *ctx);
 

@@ -1157,7 +1157,7 @@ static int vdir_list(struct fs_ctx *ctx, struct fs_node *dir,
 	if (rc == -ENOENT && !path.len)
 		rc = 0;		/* a version without files */
 	if (rc == 0 && vf->prefetch)
-		prefetch_blobs(ctx, dir->id.run_id, &pl);
+		prefetch_version(ctx, dir->id.run_id, &pl);
 	for (size_t i = 0; i < dl->n; i++)
 		dl->v[i].id.key = dir->id.key;
 out:

@@ -215,7 +215,7 @@ static int warmed_lately(struct prefetcher *p, int64_t key)
 	return 0;
 }
 
-void prefetch_blobs(struct fs_ctx *ctx, int64_t key, struct prefetch_list *pl)
+void prefetch_version(struct fs_ctx *ctx, int64_t key, struct prefetch_list *pl)
 {
 	struct prefetch_job *j = NULL;
 	struct prefetcher *p;

@@ -345,7 +345,7 @@ static const struct fs_kind kind_dsv_dir = {
 /* ---- a version's file -------------------------------------------------------- */
 
 static int dsv_cached_fill(struct fs_ctx *ctx, struct fs_node *node,
-			   struct dsv_cached **out)
+			   void **out)
 {
 	struct store_dataset_version v = { 0 };
 	char rel[DATASET_PATH_MAX + 1];
@@ -379,17 +379,9 @@ static int dsv_cached_fill(struct fs_ctx *ctx, struct fs_node *node,
 static int dsv_cached_get(struct fs_ctx *ctx, struct fs_node *node,
 			  const struct dsv_cached **out)
 {
-	struct dsv_cached *c = NULL;
-	int rc = 0;
+	int rc;
 
-	pthread_mutex_lock(&node->lock);
-	if (!node->kind_cache) {
-		rc = dsv_cached_fill(ctx, node, &c);
-		if (rc == 0)
-			node->kind_cache = c;
-	}
-	*out = node->kind_cache;
-	pthread_mutex_unlock(&node->lock);
+	*out = node_cache_get(ctx, node, dsv_cached_fill, &rc);
 	return rc;
 }
 

@@ -168,6 +168,17 @@ struct dirlist {
  */
 int dirlist_add(struct dirlist *dl, const char *name, const struct fs_ident *id,
 		int64_t mtime_ms);
+/*
+ * The node's kind_cache, made by @fill on first use (under the node's
+ * lock) unless a listing already gave it one. Borrowed for the node's
+ * life: once set, a node's cache is never replaced. NULL and *err
+ * (-errno from @fill) on failure; *err = 0 otherwise.
+ */
+const void *node_cache_get(struct fs_ctx *ctx, struct fs_node *node,
+			   int (*fill)(struct fs_ctx *ctx,
+				       struct fs_node *node, void **out),
+			   int *err);
+
 /* dirlist_add with the node's @cache (see dir_entry), taken even on error. */
 int dirlist_add_cached(struct dirlist *dl, const char *name,
 		       const struct fs_ident *id, int64_t mtime_ms, void *cache);

@@ -986,11 +986,6 @@ static int vfile_path(const struct fs_node *n, struct strbuf *path)
 	return path->err;
 }
 
-/*
- * Finds what @path names among a version's files: the file itself, or a
- * directory (a prefix of some file's path); with @list, adds every child
- * of the directory @path to it, once each.
- */
 /* What a version file's node keeps (kind_cache): its blob, size and time. */
 struct vfile_cached {
 	char blob[BLOB_HEX_LEN + 1];
@@ -1023,6 +1018,11 @@ static int vfile_entry_add(struct dirlist *dl, const char *name,
 	return rc < 0 ? rc : dirlist_add_cached(dl, name, id, created_ms, c);
 }
 
+/*
+ * Finds what @path names among a version's files: the file itself, or a
+ * directory (a prefix of some file's path); with @list, adds every child
+ * of the directory @path to it, once each.
+ */
 struct vfind {
 	const char *path;	/* "" for the root */
 	size_t plen;
@@ -1191,9 +1191,9 @@ static int vfile_find(struct fs_ctx *ctx, struct fs_node *node,
  * otherwise use: mem holds the blob's hex, aux the size, mtime_ms the
  * version's creation. Opens and stats of a large model then cost no query.
  */
-static int vfile_fill(struct fs_ctx *ctx, struct fs_node *node,
-		      struct vfile_cached **out)
+static int vfile_fill(struct fs_ctx *ctx, struct fs_node *node, void **out)
 {
+	struct vfile_cached *c;
 	struct store_model_version v;
 	struct vfind *vf = calloc(1, sizeof(*vf));
 	int rc = vf ? vfile_find(ctx, node, vf) : -ENOMEM;
@@ -1202,39 +1202,35 @@ static int vfile_fill(struct fs_ctx *ctx, struct fs_node *node,
 		rc = mversion_get(ctx, node, &v);
 	if (rc < 0)
 		goto out;
-	rc = vfile_cached_new(&vf->file, v.created_ms, out);
+	rc = vfile_cached_new(&vf->file, v.created_ms, &c);
 	store_model_version_release(&v);
+	if (rc == 0)
+		*out = c;
 out:
 	free(vf);
 	return rc;
 }
-static int vfile_ref(struct fs_ctx *ctx, struct fs_node *node,
-		     struct vfile_cached *ref)
-{
-	struct vfile_cached *c = NULL;
-	int rc = 0;
 
-	pthread_mutex_lock(&node->lock);
-	if (!node->kind_cache) {
-		rc = vfile_fill(ctx, node, &c);
-		if (rc == 0)
-			node->kind_cache = c;
-	}
-	if (rc == 0)
-		*ref = *(struct vfile_cached *)node->kind_cache;
-	pthread_mutex_unlock(&node->lock);
+/* The node's blob, size and time (kind_cache: borrowed for its life). */
+static int vfile_ref(struct fs_ctx *ctx, struct fs_node *node,
+		     const struct vfile_cached **ref)
+{
+	int rc;
+
+	*ref = node_cache_get(ctx, node, vfile_fill, &rc);
 	return rc;
 }
+
 static int vfile_open(struct fs_ctx *ctx, struct fs_node *node, int flags,
 		      int *fd)
 {
-	struct vfile_cached ref;
+	const struct vfile_cached *ref;
 	int rc = vfile_ref(ctx, node, &ref);
 
 	(void)flags;	/* read-only: writers were refused (erofs) */
 	if (rc < 0)
 		return rc;
-	rc = -fs_errno(blob_open(store_dir(ctx->st), ref.blob, fd));
+	rc = -fs_errno(blob_open(store_dir(ctx->st), ref->blob, fd));
 	/* A model is mostly read whole: let the disk read ahead far. */
 	if (rc == 0)
 		posix_fadvise(*fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -1244,13 +1240,13 @@ static int vfile_open(struct fs_ctx *ctx, struct fs_node *node, int flags,
 static int vfile_stat(struct fs_ctx *ctx, struct fs_node *node,
 		      struct stat *st)
 {
-	struct vfile_cached ref;
+	const struct vfile_cached *ref;
 	int rc = vfile_ref(ctx, node, &ref);
 
 	if (rc == 0) {
-		st->st_size = (off_t)ref.size;
-		st->st_mtim.tv_sec = ref.mtime_ms / 1000;
-		st->st_mtim.tv_nsec = (ref.mtime_ms % 1000) * 1000000;
+		st->st_size = (off_t)ref->size;
+		st->st_mtim.tv_sec = ref->mtime_ms / 1000;
+		st->st_mtim.tv_nsec = (ref->mtime_ms % 1000) * 1000000;
 	}
 	return rc;
 }

@@ -109,6 +109,26 @@ int dirlist_add_cached(struct dirlist *dl, const char *name,
 	return 0;
 }
 
+const void *node_cache_get(struct fs_ctx *ctx, struct fs_node *node,
+			   int (*fill)(struct fs_ctx *ctx,
+				       struct fs_node *node, void **out),
+			   int *err)
+{
+	const void *cache;
+	void *made = NULL;
+
+	*err = 0;
+	pthread_mutex_lock(&node->lock);
+	if (!node->kind_cache) {
+		*err = fill(ctx, node, &made);
+		if (*err == 0)
+			node->kind_cache = made;
+	}
+	cache = node->kind_cache;
+	pthread_mutex_unlock(&node->lock);
+	return cache;
+}
+
 void dirlist_release(struct dirlist *dl)
 {
 	for (size_t i = 0; i < dl->n; i++) {

@@ -928,7 +928,8 @@ static void read_by_kind(fuse_req_t req, struct fs_handle *h, size_t size,
  * buffer, kept from read to read, then out. libfuse's own fallback
  * mallocs and frees a fresh buffer per read, each faulted in anew.
  */
-static void read_backing(fuse_req_t req, int fd, size_t size, off_t off)
+static void read_backing(fuse_req_t req, struct fs_handle *h, size_t size,
+			 off_t off)
 {
 	char *buf = read_buf_get(size);
 	size_t got = 0;
@@ -938,12 +939,17 @@ static void read_backing(fuse_req_t req, int fd, size_t size, off_t off)
 		return;
 	}
 	while (got < size) {
-		ssize_t n = pread(fd, buf + got, size - got, off + (off_t)got);
+		ssize_t n = pread(h->backing_fd, buf + got, size - got,
+				  off + (off_t)got);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fuse_reply_err(req, errno);
+			int err = errno;
+
+			fuse_reply_err(req, -fs_refuse(ctx_of(req), "read",
+						       h->node, NULL, err,
+						       "%s", strerror(err)));
 			return;
 		}
 		if (n == 0)
@@ -972,7 +978,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (h->backing_fd >= 0 && size > FS_SPLICE_MAX) {
-		read_backing(req, h->backing_fd, size, off);
+		read_backing(req, h, size, off);
 		return;
 	}
 	if (h->backing_fd >= 0) {

@@ -46,6 +46,9 @@ static const char usage[] =
 	"                                    (default WORKSPACE/cache/http)\n"
 	"             cache_max=N            its largest size (default 10G)\n"
 	"             cache_free_min=N       free space it never takes (default 1G)\n"
+	"             passthrough=0          read model files and dataset copies\n"
+	"                                    through mlfs, not straight from their\n"
+	"                                    blobs (default 1: Linux 6.9+, as root)\n"
 	"\n"
 	"The mount's README lists every file and what writing to it does.\n"
 	"See mlfs(1).\n";
@@ -73,7 +76,7 @@ static int cmd_init(int argc, char **argv)
 
 enum mount_key {
 	KEY_MAX_RUNS, KEY_SNAP_BYTES, KEY_SNAP_FILES, KEY_CACHE_DIR,
-	KEY_CACHE_MAX, KEY_CACHE_FREE_MIN,
+	KEY_CACHE_MAX, KEY_CACHE_FREE_MIN, KEY_PASSTHROUGH,
 };
 
 static const struct fuse_opt mlfs_opts[] = {
@@ -83,6 +86,7 @@ static const struct fuse_opt mlfs_opts[] = {
 	FUSE_OPT_KEY("cache_dir=", KEY_CACHE_DIR),
 	FUSE_OPT_KEY("cache_max=", KEY_CACHE_MAX),
 	FUSE_OPT_KEY("cache_free_min=", KEY_CACHE_FREE_MIN),
+	FUSE_OPT_KEY("passthrough=", KEY_PASSTHROUGH),
 	FUSE_OPT_END
 };
 
@@ -103,6 +107,12 @@ static int mount_opt(void *data, const char *arg, int key,
 		if (parse_int64(v, strlen(v), &i) != 0 || i < 0 || i > 4096)
 			goto out_bad;
 		opt->max_concurrent_runs = (int)i;
+		return 0;
+	}
+	if (key == KEY_PASSTHROUGH) {
+		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+			goto out_bad;
+		opt->passthrough = v[0] == '1';
 		return 0;
 	}
 	if (key == KEY_CACHE_DIR) {
@@ -162,6 +172,7 @@ static int cmd_mount(int argc, char **argv)
 	argv[2] = argv[0];
 	args = (struct fuse_args)FUSE_ARGS_INIT(argc - 2, argv + 2);
 	opt.max_concurrent_runs = -1;
+	opt.passthrough = 1;
 	if (fuse_opt_parse(&args, &opt, mlfs_opts, mount_opt) != 0)
 		goto out_args;
 	if (fuse_parse_cmdline(&args, &cl) != 0)

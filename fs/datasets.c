@@ -541,6 +541,14 @@ static void dsv_file_release(struct fs_ctx *ctx, struct fs_handle *h)
 	h->kind_data = NULL;
 }
 
+/* A copy is a blob: the kernel may read it alone. A source may change. */
+static int dsv_file_passthrough(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	const struct dsv_cached *c;
+
+	return dsv_cached_get(ctx, h->node, &c) == 0 && c->f.blob[0];
+}
+
 static const struct fs_kind kind_dsv_file = {
 	.name = "dataset file",
 	.mode = S_IFREG | 0444,
@@ -549,6 +557,7 @@ static const struct fs_kind kind_dsv_file = {
 	.stat = dsv_file_stat,
 	.opened = dsv_file_opened,
 	.read_check = dsv_read_check,
+	.passthrough = dsv_file_passthrough,
 	.read = http_handle_read,
 	.release = dsv_file_release,
 	.cache_free = dsv_cached_free,

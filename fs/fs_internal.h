@@ -306,6 +306,12 @@ struct fs_kind {
 	 */
 	int (*read_check)(struct fs_ctx *ctx, struct fs_handle *h);
 	/*
+	 * Optional: 1 if the kernel may read this open's backing file by
+	 * itself (passthrough.c): bytes that can never change. Every open of
+	 * one node must answer the same.
+	 */
+	int (*passthrough)(struct fs_ctx *ctx, struct fs_handle *h);
+	/*
 	 * Directories whose entries change outside the store (a run's
 	 * outputs/): the kernel never caches their listing.
 	 */
@@ -368,7 +374,14 @@ struct fs_node {
 	/* The kind's own state for this node, set once under lock (e.g. a
 	 * dataset file's pin) and freed with the node by kind->cache_free. */
 	void *kind_cache;
+	/* passthrough.c, under lock: the kernel reads backing id pt_id for
+	 * pt_opens open files; own_opens are read through us (never both). */
+	int pt_id;
+	unsigned int pt_opens;
+	unsigned int own_opens;
 };
+
+enum pt_mode { PT_NONE, PT_KERNEL, PT_DAEMON };
 
 /* Per-open state. */
 struct fs_handle {
@@ -391,6 +404,7 @@ struct fs_handle {
 	void *kind_data;	/* the kind's own per-open state; its release
 				 * hook frees it */
 	pid_t closer;		/* the thread of the last flush (a close) */
+	enum pt_mode pt_mode;	/* who reads it: counted in the node */
 };
 
 /* ---- the mount ------------------------------------------------------- */
@@ -445,6 +459,13 @@ struct fs_ctx {
 	struct blockcache *blockcache;	/* HTTP blocks; NULL: none */
 	pthread_mutex_t prefetch_lock;	/* starting the prefetcher */
 	struct prefetcher *prefetch;	/* prefetch.c; NULL until first used */
+	struct {			/* passthrough.c */
+		int wanted;		/* -o passthrough=1 (the default) */
+		atomic_int init_seen;
+		uint64_t init_unique;	/* the INIT request, if the kernel
+					 * offers passthrough */
+		atomic_int ready;	/* asked for; off if refused */
+	} pt;
 };
 
 /* inode.c */
@@ -611,6 +632,22 @@ void prefetch_list_release(struct prefetch_list *pl);
 void prefetch_version(struct fs_ctx *ctx, int64_t key, struct prefetch_list *pl);
 /* At unmount: stops the threads; queued work is dropped. */
 void prefetch_stop(struct fs_ctx *ctx);
+
+/*
+ * passthrough.c: opens of kinds with a passthrough hook may be read by the
+ * kernel straight from their backing file (Linux 6.9+, CAP_SYS_ADMIN).
+ * passthrough_attach, after fuse_session_mount: installs the device hooks
+ * that ask for it at INIT (if ctx->pt.wanted). passthrough_begin, once an
+ * open's handle is made: the backing id its reply should carry, or 0 (read
+ * through us); passthrough_reply_open sends that reply. passthrough_end,
+ * as the handle goes: drops the node's backing id with its last open.
+ */
+int passthrough_attach(struct fs_ctx *ctx);
+/* A kind's passthrough hook for files that are all blobs. */
+int passthrough_always(struct fs_ctx *ctx, struct fs_handle *h);
+int passthrough_begin(struct fs_ctx *ctx, struct fs_handle *h);
+int passthrough_reply_open(fuse_req_t req, struct fuse_file_info *fi, int id);
+void passthrough_end(struct fs_ctx *ctx, struct fs_handle *h);
 
 /* snapshots.c */
 int snapshots_ctx_init(struct fs_ctx *ctx);

@@ -1272,6 +1272,7 @@ static const struct fs_kind kind_vfile = {
 	.dep = DEP_NONE,
 	.backing_open = vfile_open,
 	.stat = vfile_stat,
+	.passthrough = passthrough_always,	/* a blob never changes */
 	.cache_free = free,
 	.erofs = 1,
 };
@@ -1282,6 +1283,7 @@ static const struct fs_kind kind_vexec = {
 	.dep = DEP_NONE,
 	.backing_open = vfile_open,
 	.stat = vfile_stat,
+	.passthrough = passthrough_always,	/* a blob never changes */
 	.cache_free = free,
 	.erofs = 1,
 };

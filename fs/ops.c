@@ -649,6 +649,7 @@ static struct fs_handle *handle_new(struct fs_node *n, int flags)
 
 static void handle_free(struct fs_ctx *ctx, struct fs_handle *h)
 {
+	passthrough_end(ctx, h);
 	if (h->backing_fd >= 0)
 		close(h->backing_fd);
 	strbuf_release(&h->buf);
@@ -768,7 +769,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_ctx *ctx = ctx_of(req);
 	struct fs_node *n = node_get(ctx, ino);
-	int rc, as;
+	struct fs_handle *h;
+	int rc, as, id;
 
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
@@ -782,8 +784,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (fuse_reply_open(req, fi) == -ENOENT)
-		handle_free(ctx, (struct fs_handle *)(uintptr_t)fi->fh);
+	h = (struct fs_handle *)(uintptr_t)fi->fh;
+	id = passthrough_begin(ctx, h);
+	rc = id > 0 ? passthrough_reply_open(req, fi, id)
+		    : fuse_reply_open(req, fi);
+	if (rc == -ENOENT)
+		handle_free(ctx, h);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,

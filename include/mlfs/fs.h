@@ -32,6 +32,12 @@ struct fs_mount_options {
 	char *cache_dir;		/* owned by the caller */
 	uint64_t cache_max;
 	uint64_t cache_free_min;
+	/*
+	 * -o passthrough=0|1: the kernel reads model and copied dataset
+	 * files straight from their blobs where it can (Linux 6.9+, run as
+	 * root); 0 sends every read through the daemon.
+	 */
+	int passthrough;
 };
 
 #define FS_CACHE_MAX_DEFAULT (10ULL << 30)	/* 10 GiB */

@@ -410,6 +410,43 @@ expect_files_match()
 	EOF
 }
 
+# read_with_daemon_stopped FILE: opens FILE, stops the daemon (SIGSTOP),
+# reads FILE whole through that descriptor and prints its sha256, or
+# "blocked" when the read needed the daemon (no end within 5 s). The daemon
+# is continued in every case. Caches are dropped first where allowed, so a
+# read the kernel serves alone cannot come from the mount's page cache.
+read_with_daemon_stopped()
+{
+	[ ! -w /proc/sys/vm/drop_caches ] || { sync && echo 3 >/proc/sys/vm/drop_caches; }
+	"$PY" - "$1" "$MLFS_PID" <<-'EOF'
+	import hashlib, os, signal, sys, threading
+	fd = os.open(sys.argv[1], os.O_RDONLY)
+	pid = int(sys.argv[2])
+	h, done = hashlib.sha256(), threading.Event()
+	def read_all():
+	    while chunk := os.read(fd, 1 << 20):
+	        h.update(chunk)
+	    done.set()
+	os.kill(pid, signal.SIGSTOP)
+	try:
+	    threading.Thread(target=read_all, daemon=True).start()
+	    alone = done.wait(5)
+	finally:
+	    os.kill(pid, signal.SIGCONT)
+	done.wait(30)
+	print(h.hexdigest() if alone else "blocked")
+	EOF
+}
+
+# passthrough_possible: the kernel can read files without the daemon
+# (FUSE passthrough: Linux 6.9 or later, and root for its ioctl).
+passthrough_possible()
+{
+	local v
+	v=$(uname -r | awk -F. '{print $1 * 1000 + $2}')
+	[ "$v" -ge 6009 ] && [ "$(id -u)" -eq 0 ]
+}
+
 # expect_event REGEX: a line newer than the last mark matches REGEX
 # (grep -E). The events file is live, so it may take up to 1 s to show.
 expect_event()

@@ -115,6 +115,16 @@ expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "after a change"
 rm "$F/iris/keep.csv"
 expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "after deletion"
 
+test_case a_copy_is_read_by_the_kernel_a_source_through_its_pin
+# A copy is a blob that never changes: the kernel may read it alone. A
+# source may change under a reader, so every read of it checks the pin.
+if passthrough_possible; then
+	expect_eq "$want" "$(read_with_daemon_stopped "$D/kept/1/files/iris/keep.csv")" "a copy, read with the daemon stopped"
+else
+	echo "# Linux $(uname -r) or not root: no passthrough, reads go through mlfs"
+fi
+expect_eq "blocked" "$(read_with_daemon_stopped "$D/iris/1/files/arrays/a/b/x.npy")" "a local source is read through mlfs"
+
 test_case refusals_name_the_problem
 expect_eq "ERR" "$(register '{"name": "x", "datastore": "nope", "paths": ["a"]}')" "unknown datastore"
 grep -q "datastore 'nope' does not exist" "$TMP/reg.err" || fail "message: $(cat "$TMP/reg.err")"

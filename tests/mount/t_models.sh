@@ -223,6 +223,40 @@ import numpy, sys
 a = numpy.load(sys.argv[1], mmap_mode="r")
 print(float(a.sum()), isinstance(a, numpy.memmap))' "$M/npy/latest/files/arr.npy")" "numpy memmap"
 
+test_case the_kernel_reads_version_files_without_the_daemon
+head -c $((8 * 1024 * 1024)) /dev/urandom >"$TMP/weights.bin"
+expect_eq "pt 1" "$(register "{\"name\": \"pt\", \"path\": \"$TMP/weights.bin\"}")" "reply"
+want=$(sha256sum <"$TMP/weights.bin" | cut -d' ' -f1)
+if passthrough_possible; then
+	expect_eq "$want" "$(read_with_daemon_stopped "$M/pt/1/files/weights.bin")" \
+		"a model file is read by the kernel from its blob (passthrough)"
+else
+	echo "# Linux $(uname -r) or not root: no passthrough, reads go through mlfs"
+fi
+# Opens of one file share its backing file; one closed, the others read on.
+"$PY" - "$M/pt/1/files/weights.bin" "$want" <<-'EOF' || fail "overlapping opens"
+	import hashlib, mmap, os, sys
+	p, want = sys.argv[1], sys.argv[2]
+	a, b = open(p, "rb"), open(p, "rb")
+	m = mmap.mmap(b.fileno(), 0, prot=mmap.PROT_READ)
+	a.close()
+	c = open(p, "rb")
+	assert hashlib.sha256(c.read()).hexdigest() == want
+	assert hashlib.sha256(m[:]).hexdigest() == want
+	m.close(); b.close(); c.close()
+	assert hashlib.sha256(open(p, "rb").read()).hexdigest() == want
+	EOF
+
+test_case passthrough_0_reads_the_same_bytes_through_the_daemon
+mlfs_unmount
+mlfs_mount -o passthrough=0
+expect_eq "blocked" "$(read_with_daemon_stopped "$M/pt/1/files/weights.bin")" "passthrough=0: reads need the daemon"
+expect_eq "$want" "$(sha256sum <"$M/pt/1/files/weights.bin" | cut -d' ' -f1)" "sha256 through the daemon"
+expect_eq "499500.0" "$("$PY" -c 'import numpy, sys; print(float(numpy.load(sys.argv[1], mmap_mode="r").sum()))' "$M/npy/latest/files/arr.npy")" "mmap through the daemon"
+mlfs_unmount
+mlfs_mount
+rm -f "$TMP/weights.bin"
+
 test_case four_concurrent_registrations_make_versions_1_to_4_each_whole
 for i in 1 2 3 4; do
 	head -c $((4 * 1024 * 1024)) /dev/urandom >"$TMP/conc$i.bin"

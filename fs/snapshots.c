@@ -538,6 +538,7 @@ static const struct fs_kind kind_snap_json = {
 	.mode = S_IFREG | 0444,
 	.dep = DEP_NONE,
 	.backing_open = snap_json_open,
+	.passthrough = passthrough_always,	/* written once, never changed */
 	.erofs = 1,
 };
 
@@ -546,6 +547,7 @@ static const struct fs_kind kind_snap_zip = {
 	.mode = S_IFREG | 0444,
 	.dep = DEP_NONE,
 	.backing_open = snap_zip_open,
+	.passthrough = passthrough_always,	/* written once, never changed */
 	.erofs = 1,
 };
 

@@ -49,10 +49,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "http_internal.h"
@@ -73,10 +73,6 @@
 #define STREAM_WAIT_S 0.05			/* and how long */
 #define STREAM_IDLE 0.01	/* seconds unused before it moves elsewhere */
 #define EXACT_PART (1u << 20)	/* a large exact read is split in parts of this */
-/* Block buffers kept for reuse per file: a top-up batch (half a window)
- * evicts about as many read blocks as it brings, so with this many
- * spares a steady sequential reader maps no new memory. */
-#define SPARES ((int)(HTTP_RA_MAX / 2 / BLOCKCACHE_BLOCK))
 
 struct ra_stream {
 	uint64_t next;		/* where the last read of the stream ended */
@@ -104,15 +100,10 @@ struct http_file {
 	uint64_t clock;
 	struct ra_stream streams[RA_STREAMS];
 	struct ring_slot ring[RING_SLOTS];
-	/* Block buffers for reuse: a fresh 256 KiB malloc is an mmap whose
-	 * page faults cost as much as the copy into it. */
-	unsigned char *spare[SPARES];
-	int nspare;
 	/* The background read-ahead: at most one batch at a time. */
 	pthread_cond_t ra_done;		/* ra_busy went to 0 */
-	int ra_busy;			/* a batch is being fetched */
-	int ra_joinable;		/* ra_thread was started, not joined */
-	pthread_t ra_thread;
+	int ra_busy;			/* a batch is queued or being fetched */
+	struct http_job ra_job;		/* its job (http_source_run) */
 	uint64_t ra_first, ra_last;	/* the blocks of the batch */
 	int ra_rc;			/* how the last batch ended */
 	char ra_err[256];		/* and its message */
@@ -129,31 +120,14 @@ struct http_file {
 
 /* ---- block buffers ---------------------------------------------------------------- */
 
-/*
- * A BLOCK-sized buffer, reused when there is one. New ones are mapped
- * with MAP_POPULATE: the kernel fills in all 64 pages in one call, where
- * touching fresh malloc'd memory takes a page fault per page (in a VM
- * the faults cost more than the copy into them).
- */
 static unsigned char *block_buf(struct http_file *f)
 {
-	unsigned char *p = NULL;
-
-	pthread_mutex_lock(&f->mu);
-	if (f->nspare > 0)
-		p = f->spare[--f->nspare];
-	pthread_mutex_unlock(&f->mu);
-	if (p)
-		return p;
-	p = mmap(NULL, BLOCK, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	return http_block_get(f->src);
 }
 
-static void block_free(unsigned char *p)
+static void block_free(struct http_file *f, unsigned char *p)
 {
-	if (p)
-		munmap(p, BLOCK);
+	http_block_put(f->src, p);
 }
 
 /* ---- open and close ---------------------------------------------------------------- */
@@ -224,20 +198,15 @@ out_free:
 
 void http_file_close(struct http_file *f)
 {
-	int joinable;
-
 	if (!f)
 		return;
 	pthread_mutex_lock(&f->mu);
-	joinable = f->ra_joinable;
+	while (f->ra_busy)
+		pthread_cond_wait(&f->ra_done, &f->mu);
 	pthread_mutex_unlock(&f->mu);
-	if (joinable)
-		pthread_join(f->ra_thread, NULL);
 	http_stream_free(f->stream);
 	for (int i = 0; i < RING_SLOTS; i++)
-		block_free(f->ring[i].data);
-	while (f->nspare > 0)
-		block_free(f->spare[--f->nspare]);
+		block_free(f, f->ring[i].data);
 	http_headers_free(f->headers);
 	if (f->url) {
 		memset(f->url, 0, strlen(f->url));	/* may hold userinfo */
@@ -353,10 +322,7 @@ static void ring_insert(struct http_file *f, uint64_t index,
 			if (!f->ring[i].data || f->ring[i].used < s->used)
 				s = &f->ring[i];
 	}
-	if (s->data && f->nspare < SPARES)
-		f->spare[f->nspare++] = s->data;
-	else
-		block_free(s->data);
+	block_free(f, s->data);
 	*s = (struct ring_slot){ index, len, data, ++f->clock };
 	pthread_mutex_unlock(&f->mu);
 }
@@ -388,7 +354,7 @@ static int copy_block_part(struct http_file *f, uint64_t index, size_t boff,
 	    !(data = block_buf(f)))
 		return 0;
 	if (blockcache_get(f->cache, f->key, index, data, blen) != STORE_OK) {
-		block_free(data);
+		block_free(f, data);
 		return 0;
 	}
 	memcpy(dst, data + boff, n);
@@ -443,14 +409,8 @@ static int fetch_exact(struct http_file *f, unsigned char *buf, size_t len,
 
 static void xfers_free(struct http_file *f, struct http_xfer *x, size_t n)
 {
-	pthread_mutex_lock(&f->mu);
-	for (size_t i = 0; i < n; i++) {
-		if (f->nspare < SPARES)
-			f->spare[f->nspare++] = x[i].buf;
-		else
-			block_free(x[i].buf);
-	}
-	pthread_mutex_unlock(&f->mu);
+	for (size_t i = 0; i < n; i++)
+		block_free(f, x[i].buf);
 	free(x);
 }
 
@@ -554,10 +514,10 @@ static int fetch_blocks(struct http_file *f, unsigned char *buf, size_t len,
 
 /* ---- background read-ahead ------------------------------------------------------- */
 
-static void *readahead_run(void *arg)
+static void readahead_run(struct http_job *job)
 {
-	struct http_file *f = arg;
-
+	struct http_file *f = (struct http_file *)(void *)
+		((char *)job - offsetof(struct http_file, ra_job));
 	char err[sizeof(f->ra_err)] = "";
 	int rc = fetch_and_keep(f, f->ra_first, f->ra_last, err, sizeof(err));
 
@@ -566,26 +526,20 @@ static void *readahead_run(void *arg)
 	memcpy(f->ra_err, err, sizeof(err));
 	f->ra_busy = 0;
 	pthread_cond_broadcast(&f->ra_done);
-	pthread_mutex_unlock(&f->mu);
-	return NULL;
+	pthread_mutex_unlock(&f->mu);	/* close may free f from here on */
 }
 
-/* Starts fetching blocks [first, last] in a thread, unless a batch is
- * under way already. Without a thread, the reader fetches later. */
+/* Starts fetching blocks [first, last] in the background, unless a batch
+ * is under way already. Without a thread, the reader fetches later. */
 static void readahead_start(struct http_file *f, uint64_t first, uint64_t last)
 {
 	pthread_mutex_lock(&f->mu);
 	if (f->ra_busy)
 		goto out_unlock;
-	/* ra_busy is 0: the last batch's thread is done with f->mu. */
-	if (f->ra_joinable)
-		pthread_join(f->ra_thread, NULL);
 	f->ra_first = first;
 	f->ra_last = last;
-	f->ra_busy = 1;
-	f->ra_joinable = pthread_create(&f->ra_thread, NULL, readahead_run,
-					f) == 0;
-	f->ra_busy = f->ra_joinable;
+	f->ra_job.run = readahead_run;
+	f->ra_busy = http_source_run(f->src, &f->ra_job) == STORE_OK;
 out_unlock:
 	pthread_mutex_unlock(&f->mu);
 }

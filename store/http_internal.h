@@ -66,6 +66,34 @@ long http_source_stall_s(const struct http_source *src);
 CURL *http_handle_get(struct http_source *src);
 void http_handle_put(struct http_source *src, CURL *h);
 
+/*
+ * Background work of a source's files: http_source_run() queues @job for
+ * one of the source's threads (started as needed, at most a few, kept
+ * until http_source_free()), which calls job->run(job) once. The job's
+ * owner stays until run() tells it, under its own lock, that it is done.
+ * STORE_OK, or STORE_NOMEM when no thread could be started.
+ */
+struct http_job {
+	void (*run)(struct http_job *job);
+	struct http_job *next;		/* the queue's */
+};
+int http_source_run(struct http_source *src, struct http_job *job);
+
+/*
+ * A multi handle from the source's pool (or a new one; NULL without
+ * memory), with no transfer in it; back with http_multi_put() once every
+ * handle was removed from it.
+ */
+CURLM *http_multi_get(struct http_source *src);
+void http_multi_put(struct http_source *src, CURLM *m);
+
+/*
+ * A BLOCKCACHE_BLOCK-sized buffer from the source's pool (or a new one;
+ * NULL without memory); back with http_block_put() (NULL is ignored).
+ */
+unsigned char *http_block_get(struct http_source *src);
+void http_block_put(struct http_source *src, unsigned char *p);
+
 /* Sets the options every request has (share, URL, headers, timeouts,
  * protocols, no signals, Last-Modified). STORE_OK or STORE_NOMEM. */
 int http_handle_setup(struct http_source *src, CURL *h, const char *url,

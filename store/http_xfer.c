@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "http_internal.h"
+#include "mlfs/blockcache.h"
 #include "mlfs/parse.h"
 
 
@@ -86,6 +87,13 @@ static size_t xfer_write(char *data, size_t size, size_t nmemb, void *arg)
 	return x->body_pos > end ? 0 : n;	/* a 206 longer than asked */
 }
 
+static long xfer_buffer_size(const struct http_xfer *x)
+{
+	size_t want = x->len < BLOCKCACHE_BLOCK ? x->len : BLOCKCACHE_BLOCK;
+
+	return want < CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : (long)want;
+}
+
 int http_xfer_setup(struct http_source *src, const struct http_req *req,
 		    struct http_xfer *x)
 {
@@ -108,7 +116,9 @@ int http_xfer_setup(struct http_source *src, const struct http_req *req,
 	    curl_easy_setopt(x->h, CURLOPT_RANGE, range) ||
 	    curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, xfer_write) ||
 	    curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x) ||
-	    curl_easy_setopt(x->h, CURLOPT_PRIVATE, x))
+	    curl_easy_setopt(x->h, CURLOPT_PRIVATE, x) ||
+	    /* one recv() per 256 KiB block, not per 16 KiB */
+	    curl_easy_setopt(x->h, CURLOPT_BUFFERSIZE, xfer_buffer_size(x)))
 		return STORE_NOMEM;
 	/* Without a strong ETag (If-Match, in req->headers) the condition is
 	 * the time: curl sends If-Unmodified-Since itself. */
@@ -288,7 +298,7 @@ int http_xfer_run(struct http_source *src, const struct http_req *req,
 
 	for (size_t i = 0; i < n; i++)
 		x[i].h = NULL;
-	if (!(m = curl_multi_init())) {
+	if (!(m = http_multi_get(src))) {
 		SET_ERR("cannot read '%s': out of memory", req->path);
 		return STORE_NOMEM;
 	}
@@ -311,6 +321,6 @@ int http_xfer_run(struct http_source *src, const struct http_req *req,
 	 * handle out of the multi handle stops its transfer. */
 	for (size_t i = 0; i < next; i++)
 		xfer_release(src, m, &x[i]);
-	curl_multi_cleanup(m);
+	http_multi_put(src, m);
 	return rc;
 }

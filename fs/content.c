@@ -306,6 +306,67 @@ out_fail:
 	return rc;
 }
 
+/* Up to @len bytes of @c at @off into @buf: the count, or -errno. */
+static ssize_t content_pread(const struct content *c, void *buf, size_t len,
+			     size_t off)
+{
+	ssize_t n;
+
+	if (off >= c->len)
+		return 0;
+	if (len > c->len - off)
+		len = c->len - off;
+	if (c->fd < 0) {
+		memcpy(buf, c->mem.buf + off, len);
+		return (ssize_t)len;
+	}
+	n = pread(c->fd, buf, len, (off_t)off);
+	return n < 0 ? -errno : n;
+}
+
+int content_view_take(struct content *view, const struct content *c)
+{
+	if (view->rendered && view->ver == c->ver && view->len == c->len)
+		return 0;
+	content_release(view);
+	if (c->fd >= 0) {
+		/* A spill file is never written again once rendered (a new
+		 * render makes a new one): the view shares it. */
+		view->fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+		if (view->fd < 0)
+			return -errno;
+		view->fd_len = c->fd_len;
+	} else if (strbuf_add(&view->mem, c->mem.buf, c->len) < 0) {
+		return -ENOMEM;
+	}
+	view->len = c->len;
+	view->ver = c->ver;
+	view->mtime_ms = c->mtime_ms;
+	view->rendered = 1;
+	return 0;
+}
+
+int content_extends(const struct content *c, const struct content *view)
+{
+	char a[16384], b[16384];
+	size_t off = 0;
+
+	if (c->len <= view->len)
+		return 0;
+	while (off < view->len) {
+		size_t want = view->len - off < sizeof(a) ? view->len - off
+							   : sizeof(a);
+		ssize_t na = content_pread(c, a, want, off);
+		ssize_t nb = content_pread(view, b, want, off);
+
+		if (na != (ssize_t)want || nb != (ssize_t)want ||
+		    memcmp(a, b, want) != 0)
+			return 0;
+		off += want;
+	}
+	return 1;
+}
+
 void content_reply_read(fuse_req_t req, struct content *c, size_t size,
 			off_t off)
 {

@@ -109,6 +109,14 @@ int sink_spill(struct sink *s);
 int sink_end(struct sink *s);
 void content_release(struct content *c);
 /*
+ * A reader's view of rendered content (ops.c): @view becomes a copy of
+ * @c (its spill file shared), unless it already holds that version.
+ * content_extends: @c is @view with bytes added at its end. 0 / -errno;
+ * 1 or 0.
+ */
+int content_view_take(struct content *view, const struct content *c);
+int content_extends(const struct content *c, const struct content *view);
+/*
  * Fills c with the target of the symlink opened O_PATH as @fd, and its
  * mtime (mirrored trees: a run's outputs, a datastore). 0 or -errno.
  */
@@ -307,7 +315,7 @@ struct fs_kind {
 	int (*read_check)(struct fs_ctx *ctx, struct fs_handle *h);
 	/*
 	 * Optional: 1 if the kernel may read this open's backing file by
-	 * itself (passthrough.c): bytes that can never change. Every open of
+	 * itself (fuse_ext.c): bytes that can never change. Every open of
 	 * one node must answer the same.
 	 */
 	int (*passthrough)(struct fs_ctx *ctx, struct fs_handle *h);
@@ -374,7 +382,7 @@ struct fs_node {
 	/* The kind's own state for this node, set once under lock (e.g. a
 	 * dataset file's pin) and freed with the node by kind->cache_free. */
 	void *kind_cache;
-	/* passthrough.c, under lock: the kernel reads backing id pt_id for
+	/* fuse_ext.c, under lock: the kernel reads backing id pt_id for
 	 * pt_opens open files; own_opens are read through us (never both). */
 	int pt_id;
 	unsigned int pt_opens;
@@ -405,6 +413,10 @@ struct fs_handle {
 				 * hook frees it */
 	pid_t closer;		/* the thread of the last flush (a close) */
 	enum pt_mode pt_mode;	/* who reads it: counted in the node */
+	/* Readers of rendered files that change by replacement: the
+	 * version this open reads (ops.c, read_view). */
+	int viewing;
+	struct content view;
 };
 
 /* ---- the mount ------------------------------------------------------- */
@@ -459,12 +471,14 @@ struct fs_ctx {
 	struct blockcache *blockcache;	/* HTTP blocks; NULL: none */
 	pthread_mutex_t prefetch_lock;	/* starting the prefetcher */
 	struct prefetcher *prefetch;	/* prefetch.c; NULL until first used */
-	struct {			/* passthrough.c */
+	struct {			/* fuse_ext.c */
 		int wanted;		/* -o passthrough=1 (the default) */
 		atomic_int init_seen;
-		uint64_t init_unique;	/* the INIT request, if the kernel
-					 * offers passthrough */
-		atomic_int ready;	/* asked for; off if refused */
+		atomic_int init_replied;
+		uint64_t init_unique;	/* the INIT request */
+		uint32_t kernel_flags2;	/* what its kernel offers */
+		atomic_int ready;	/* passthrough asked for; off if refused */
+		atomic_int dio_mmap;	/* direct-I/O files can be mapped shared */
 	} pt;
 };
 
@@ -634,15 +648,16 @@ void prefetch_version(struct fs_ctx *ctx, int64_t key, struct prefetch_list *pl)
 void prefetch_stop(struct fs_ctx *ctx);
 
 /*
- * passthrough.c: opens of kinds with a passthrough hook may be read by the
+ * fuse_ext.c: opens of kinds with a passthrough hook may be read by the
  * kernel straight from their backing file (Linux 6.9+, CAP_SYS_ADMIN).
- * passthrough_attach, after fuse_session_mount: installs the device hooks
- * that ask for it at INIT (if ctx->pt.wanted). passthrough_begin, once an
+ * fuse_ext_attach, after fuse_session_mount: installs the device hooks
+ * that ask for it at INIT (if ctx->pt.wanted), and for shared mmap of
+ * direct-I/O files (Linux 6.6+). passthrough_begin, once an
  * open's handle is made: the backing id its reply should carry, or 0 (read
  * through us); passthrough_reply_open sends that reply. passthrough_end,
  * as the handle goes: drops the node's backing id with its last open.
  */
-int passthrough_attach(struct fs_ctx *ctx);
+int fuse_ext_attach(struct fs_ctx *ctx);
 /* A kind's passthrough hook for files that are all blobs. */
 int passthrough_always(struct fs_ctx *ctx, struct fs_handle *h);
 int passthrough_begin(struct fs_ctx *ctx, struct fs_handle *h);

@@ -644,6 +644,8 @@ static struct fs_handle *handle_new(struct fs_node *n, int flags)
 	h->backing_fd = -1;
 	strbuf_init(&h->buf, SIZE_MAX);
 	strbuf_init(&h->reply, SIZE_MAX);
+	strbuf_init(&h->view.mem, SIZE_MAX);
+	h->view.fd = -1;
 	return h;
 }
 
@@ -654,6 +656,16 @@ static void handle_free(struct fs_ctx *ctx, struct fs_handle *h)
 		close(h->backing_fd);
 	strbuf_release(&h->buf);
 	strbuf_release(&h->reply);
+	if (h->viewing && h->node) {
+		/*
+		 * A reader is woken while the reply to its read is still in
+		 * writev(), and may close at once: the view goes once
+		 * read_view is done with it (it replies under the lock).
+		 */
+		pthread_mutex_lock(&h->node->lock);
+		content_release(&h->view);
+		pthread_mutex_unlock(&h->node->lock);
+	}
 	dirlist_release(&h->dl);
 	node_put(ctx, h->node);
 	free(h);
@@ -678,6 +690,28 @@ static int open_decide_cache(struct fs_ctx *ctx, struct fs_node *n,
 				 n->content.kernel_ver == n->content.ver;
 		n->content.kernel_ver = n->content.ver;
 	}
+	pthread_mutex_unlock(&n->lock);
+	return rc;
+}
+
+/*
+ * Rendered files that change by being replaced (a status, a JSON file,
+ * the events), not by growing: a reader reads them one version at a time.
+ */
+static int read_by_version(const struct fs_kind *k, int flags)
+{
+	return S_ISREG(k->mode) && k->render && !k->append_only &&
+	       !k->backing_open && !k->read && !k->act &&
+	       (flags & O_ACCMODE) == O_RDONLY;
+}
+
+/* Renders @n at open, so that a file that cannot be made fails there. */
+static int open_render(struct fs_ctx *ctx, struct fs_node *n)
+{
+	int rc;
+
+	pthread_mutex_lock(&n->lock);
+	rc = node_refresh(ctx, n);
 	pthread_mutex_unlock(&n->lock);
 	return rc;
 }
@@ -727,6 +761,8 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 				 (k->dep == DEP_NONE || k->append_only);
 	} else if (k->read) {
 		fi->keep_cache = k->dep == DEP_NONE;
+	} else if (read_by_version(k, fi->flags)) {
+		rc = open_render(ctx, n);	/* no page cache is kept */
 	} else if ((fi->flags & O_ACCMODE) != O_WRONLY && !k->act) {
 		rc = open_decide_cache(ctx, n, fi);
 	}
@@ -752,8 +788,14 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 	/*
 	 * Writers bypass the page cache: we store what they mean, not bytes.
 	 * Files with a backing descriptor are bytes, cached as any file.
+	 * Readers of a file that is replaced bypass it too: the page cache
+	 * holds one version for every reader, and a file replaced between a
+	 * reader's read() calls would give it the start of one version and
+	 * the end of the next (read_view).
 	 */
-	fi->direct_io = (writable && !k->backing_open) || k->act;
+	h->viewing = read_by_version(k, fi->flags);
+	fi->direct_io = (writable && !k->backing_open) || k->act ||
+			h->viewing;
 	/* No FLUSH round trip at every close unless the kind acts on it. */
 	fi->noflush = !k->flush;
 	fi->fh = (uint64_t)(uintptr_t)h;
@@ -965,6 +1007,32 @@ static void read_backing(fuse_req_t req, struct fs_handle *h, size_t size,
 	fuse_reply_buf(req, buf, got);
 }
 
+/*
+ * A read of a file read one version at a time: a read from the start
+ * takes the current version; reads further on continue in it. At its
+ * end, a version that only grew since continues (tail -f of events); one
+ * rewritten otherwise ends there, and the next read from the start gives
+ * it. Each read(2) reaches us (direct_io) with this open's handle.
+ */
+static void read_view(fuse_req_t req, struct fs_ctx *ctx, struct fs_handle *h,
+		      size_t size, off_t off)
+{
+	struct fs_node *n = h->node;
+	int rc;
+
+	pthread_mutex_lock(&n->lock);
+	rc = node_refresh(ctx, n);
+	if (rc == 0 && (off == 0 || !h->view.rendered ||
+			((size_t)off >= h->view.len &&
+			 content_extends(&n->content, &h->view))))
+		rc = content_view_take(&h->view, &n->content);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		content_reply_read(req, &h->view, size, off);
+	pthread_mutex_unlock(&n->lock);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -998,6 +1066,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (n->id.kind->read) {
 		read_by_kind(req, h, size, off);
+		return;
+	}
+	if (h->viewing) {
+		read_view(req, ctx, h, size, off);
 		return;
 	}
 	pthread_mutex_lock(&n->lock);

@@ -253,6 +253,41 @@ for f in experiments/exp/runs/r1/status experiments/exp/runs/r1/tags/note \
 	expect_eq 644 "$(stat -c %a "$MNT/$f")" "mode of $f"
 done
 
+test_case a_reader_reads_one_version_of_a_changing_file
+# A value replaced between two read() calls of one reader must not give
+# it the start of one version and the end of the other (cat's second
+# read, at the end, used to bring the new version's tail).
+printf 'short' >"$T/ver" || fail "write tags/ver"
+"$PY" - "$T/ver" "$MNT/events" "$R/run.json" "$MNT/experiments/bad name" <<-'EOF' || fail "reads mixed two versions"
+	import mmap, os, sys
+	tag, events, run_json, bad = sys.argv[1:5]
+	fd = os.open(tag, os.O_RDONLY)
+	assert os.read(fd, 2) == b"sh"
+	with open(tag, "w") as f:
+	    f.write("a much longer value")
+	rest = os.read(fd, 100)
+	assert rest == b"ort\n", rest		# the version this read began
+	assert os.read(fd, 100) == b""		# ends where that version ended
+	assert os.pread(fd, 100, 0) == b"a much longer value\n"  # from the start: the new one
+	os.close(fd)
+	# A file that only grew continues past its old end (tail -f).
+	fd = os.open(events, os.O_RDONLY)
+	old = b""
+	while chunk := os.read(fd, 65536):
+	    old += chunk
+	try:
+	    os.mkdir(bad)
+	except OSError:
+	    pass
+	new = os.read(fd, 65536)
+	assert b"bad name" in new, (new, old[-200:])
+	os.close(fd)
+	# Files read one version at a time still map shared (numpy, mmap).
+	with open(run_json, "rb") as f:
+	    m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+	    assert m[:1] == b"{", m[:10]
+	EOF
+
 test_case tags_and_properties_survive_remount
 mlfs_unmount
 mlfs_mount

@@ -1,5 +1,7 @@
 /*
- * passthrough.c - reads of immutable files served by the kernel itself.
+ * fuse_ext.c - FUSE protocol features newer than libfuse 3.14: reads of
+ * immutable files served by the kernel itself (passthrough), and shared
+ * mmap of direct-I/O files.
  *
  * Linux 6.9 and later can serve the reads and mmap of an open FUSE file
  * from a backing file the daemon names when it answers the open ("FUSE
@@ -8,9 +10,12 @@
  * copy never changes, so its files are opened this way.
  *
  * libfuse 3.14 (Debian 12) predates the feature; its custom I/O hooks let
- * us add the two protocol steps it lacks, without forking it:
+ * us add the protocol steps it lacks, without forking it:
  *  - the INIT reply asks for FUSE_PASSTHROUGH (in flags2) and names the
- *    deepest stack of file systems a backing file may sit on;
+ *    deepest stack of file systems a backing file may sit on, and for
+ *    FUSE_DIRECT_IO_ALLOW_MMAP (Linux 6.6), so that the files a reader
+ *    reads through us one version at a time (direct I/O, ops.c) can
+ *    still be mapped shared;
  *  - an OPEN reply carries FOPEN_PASSTHROUGH and the backing id, got
  *    from the FUSE_DEV_IOC_BACKING_OPEN ioctl (which needs CAP_SYS_ADMIN).
  *
@@ -36,6 +41,7 @@
  * libfuse's copy of it: defined here by their published values.
  */
 #define PT_FLAGS2_PASSTHROUGH	(1u << (37 - 32))	/* FUSE_PASSTHROUGH */
+#define PT_FLAGS2_DIO_MMAP	(1u << (36 - 32))	/* FUSE_DIRECT_IO_ALLOW_MMAP */
 #define PT_FOPEN_PASSTHROUGH	(1u << 7)		/* FOPEN_PASSTHROUGH */
 /* The only open flags allowed beside it (FOPEN_PASSTHROUGH_MASK): a
  * passthrough file has no page cache of its own to keep. */
@@ -110,10 +116,9 @@ static void pt_note_init(struct fs_ctx *ctx, const void *buf, size_t len)
 	    in->opcode != FUSE_INIT)
 		return;
 	arg = (const struct pt_init_in *)(in + 1);
-	if (arg->major == 7 && arg->minor >= 40 &&
-	    (arg->flags & PT_INIT_EXT) &&
-	    (arg->flags2 & PT_FLAGS2_PASSTHROUGH))
-		ctx->pt.init_unique = in->unique;
+	ctx->pt.init_unique = in->unique;
+	if (arg->major == 7 && arg->minor >= 36 && (arg->flags & PT_INIT_EXT))
+		ctx->pt.kernel_flags2 = arg->flags2;
 }
 
 static ssize_t pt_read(int fd, void *buf, size_t len, void *userdata)
@@ -129,27 +134,44 @@ static ssize_t pt_read(int fd, void *buf, size_t len, void *userdata)
 	return n;
 }
 
-/* The INIT reply, asking for passthrough: a patched copy of libfuse's. */
+/* The flags2 bits to ask for, of those the kernel offers. */
+static uint32_t init_wants(struct fs_ctx *ctx, const struct pt_init_out *arg)
+{
+	uint32_t offered = ctx->pt.kernel_flags2, want = 0;
+
+	if (ctx->pt.wanted && (offered & PT_FLAGS2_PASSTHROUGH) &&
+	    !(arg->flags & FUSE_WRITEBACK_CACHE))
+		want |= PT_FLAGS2_PASSTHROUGH;
+	if (offered & PT_FLAGS2_DIO_MMAP)
+		want |= PT_FLAGS2_DIO_MMAP;
+	return want;
+}
+
+/* The INIT reply with what libfuse cannot ask for: a patched copy. */
 static ssize_t pt_write_init(struct fs_ctx *ctx, int fd, struct iovec *iov,
 			     int count)
 {
 	struct fuse_out_header out;
 	struct pt_init_out arg;
 	struct iovec v[2];
+	uint32_t want;
 
 	if (count != 2 || iov[0].iov_len != sizeof(out) ||
 	    iov[1].iov_len != sizeof(arg))
 		return writev(fd, iov, count);
 	memcpy(&out, iov[0].iov_base, sizeof(out));
 	memcpy(&arg, iov[1].iov_base, sizeof(arg));
-	if (out.error != 0 || (arg.flags & FUSE_WRITEBACK_CACHE))
+	want = init_wants(ctx, &arg);
+	if (out.error != 0 || !want)
 		return writev(fd, iov, count);
 	arg.flags |= PT_INIT_EXT;
-	arg.flags2 |= PT_FLAGS2_PASSTHROUGH;
-	arg.max_stack_depth = PT_MAX_STACK_DEPTH;
+	arg.flags2 |= want;
+	if (want & PT_FLAGS2_PASSTHROUGH)
+		arg.max_stack_depth = PT_MAX_STACK_DEPTH;
 	v[0] = (struct iovec){ &out, sizeof(out) };
 	v[1] = (struct iovec){ &arg, sizeof(arg) };
-	atomic_store(&ctx->pt.ready, 1);
+	atomic_store(&ctx->pt.ready, (want & PT_FLAGS2_PASSTHROUGH) != 0);
+	atomic_store(&ctx->pt.dio_mmap, (want & PT_FLAGS2_DIO_MMAP) != 0);
 	return writev(fd, v, 2);
 }
 
@@ -181,7 +203,8 @@ static ssize_t pt_writev(int fd, struct iovec *iov, int count, void *userdata)
 	if (reply_backing_id > 0)
 		return pt_write_open(fd, iov, count, reply_backing_id);
 	if (ctx->pt.init_unique && iov[0].iov_len >= sizeof(*out) &&
-	    out->unique == ctx->pt.init_unique && !atomic_load(&ctx->pt.ready))
+	    out->unique == ctx->pt.init_unique &&
+	    !atomic_exchange(&ctx->pt.init_replied, 1))
 		return pt_write_init(ctx, fd, iov, count);
 	return writev(fd, iov, count);
 }
@@ -202,7 +225,7 @@ static ssize_t pt_splice_send(int fdin, off_t *offin, int fdout,
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
-int passthrough_attach(struct fs_ctx *ctx)
+int fuse_ext_attach(struct fs_ctx *ctx)
 {
 	static const struct fuse_custom_io io = {
 		.read = pt_read,
@@ -212,13 +235,11 @@ int passthrough_attach(struct fs_ctx *ctx)
 	};
 	int rc;
 
-	if (!ctx->pt.wanted)
-		return 0;
 	rc = fuse_session_custom_io(ctx->se, &io, fuse_session_fd(ctx->se));
 	if (rc < 0)
-		fprintf(stderr, "mlfs: passthrough reads off: %s\n",
-			strerror(-rc));
-	return 0;	/* without passthrough every read still works */
+		fprintf(stderr, "mlfs: passthrough reads and shared mmap of "
+			"direct-I/O files off: %s\n", strerror(-rc));
+	return 0;	/* without them every read still works */
 }
 
 /* ---- opens ------------------------------------------------------------ */

@@ -24,6 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "http_internal.h"
 #include "mlfs/blockcache.h"
@@ -36,6 +39,7 @@
 /* Threads for background jobs, started as needed and kept: a read that
  * starts a read-ahead batch pays a wake-up, not a thread's creation. */
 #define WORKERS_MAX 4
+#define WORKER_NICE 5
 
 struct http_source {
 	char *base;		/* normalized, no trailing '/', may hold userinfo */
@@ -412,6 +416,9 @@ static void *worker_main(void *arg)
 	struct http_source *src = arg;
 	struct http_job *job;
 
+	/* Read-ahead is for later: a reader woken by its own bytes comes
+	 * first (on two cores it otherwise waits for a CPU). */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WORKER_NICE);
 	pthread_mutex_lock(&src->jobs_mu);
 	for (;;) {
 		while (!src->jobs_head && !src->stopping) {

@@ -489,11 +489,14 @@ static void readahead_start(struct http_file *f, uint64_t first,
 			    uint64_t last);
 
 /*
- * Fetches the blocks the read [off, off + len) touches, starts the
- * read-ahead after them in the background (the reader waits for its own
- * bytes only: the first byte of a file comes after one block, not after
- * a whole window), then serves the read. If another thread pushed a
- * block out of the ring meanwhile, the read falls back to fetch_exact().
+ * Serves a sequential read whose blocks are neither at hand nor on the
+ * way; the reader waits for its own bytes only. A read smaller than a
+ * block fetches exactly its bytes, and its blocks come with the rest of
+ * the window in the background: a file's first byte comes after the 16
+ * KiB the kernel asked for, not after a 256 KiB block. A larger read
+ * fetches its blocks, then starts the read-ahead after them. If another
+ * thread pushed a block out of the ring meanwhile, the read falls back to
+ * fetch_exact().
  */
 static int fetch_blocks(struct http_file *f, unsigned char *buf, size_t len,
 			uint64_t off, uint64_t window, char *err, size_t errlen)
@@ -503,6 +506,12 @@ static int fetch_blocks(struct http_file *f, unsigned char *buf, size_t len,
 	uint64_t ahead = last_block_of(f, off + len + window);
 	int rc;
 
+	if (len < BLOCK) {
+		rc = fetch_exact(f, buf, len, off, err, errlen);
+		if (rc == STORE_OK)
+			readahead_start(f, first, ahead);
+		return rc;
+	}
 	if ((rc = fetch_and_keep(f, first, last, err, errlen)) != STORE_OK)
 		return rc;
 	if (ahead > last)

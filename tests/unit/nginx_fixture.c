@@ -30,7 +30,7 @@ static const char conf_fmt[] =
 	"error_log %1$s/error.log warn;\n"
 	"events { worker_connections 256; }\n"
 	"http {\n"
-	"  log_format conn '$connection $status';\n"
+	"  log_format conn '$connection $status $body_bytes_sent';\n"
 	"  access_log %1$s/access.log conn;\n"
 	"  client_body_temp_path %1$s/tmp/body;\n"
 	"  proxy_temp_path %1$s/tmp/proxy;\n"

@@ -353,6 +353,51 @@ Test(http, short_reads_only_at_end_of_file)
 	http_source_free(src);
 }
 
+/*
+ * The bodies nginx sent (HEADs have none: left out), in the order the
+ * responses ended; up to @max. nginx logs a request once answered.
+ */
+static int bodies_sent(long *bytes, int max)
+{
+	char path[PATH_MAX], line[128];
+	long conn, status;
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/access.log", nx.dir);
+	cr_assert_not_null(f = fopen(path, "r"));
+	while (n < max && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%ld %ld %ld", &conn, &status, &bytes[n]) == 3 &&
+		    bytes[n] > 0)
+			n++;
+	fclose(f);
+	return n;
+}
+
+Test(http, a_first_small_read_waits_for_its_own_bytes_only)
+{
+	struct http_source *src = source(NULL);
+	unsigned char *want = serve("first.bin", MiB, 21), buf[16384];
+	struct http_stat st;
+	struct http_file *f = open_file(src, "first.bin", &st, NULL);
+	long bytes[16];
+	int n = 0;
+
+	cr_assert_eq(http_file_pread(f, buf, sizeof(buf), 0, err, sizeof(err)),
+		     (ssize_t)sizeof(buf), "%s", err);
+	cr_assert_eq(memcmp(buf, want, sizeof(buf)), 0);
+	http_file_close(f);	/* waits for the read-ahead it started */
+	for (int tries = 0; tries < 100 && n < 2; tries++, usleep(10000))
+		n = bodies_sent(bytes, 16);
+	cr_assert_geq(n, 2, "the read-ahead after the first read made no request");
+	cr_assert_eq(bytes[0], (long)sizeof(buf),
+		     "the first read fetched %ld bytes, not its own %zu",
+		     bytes[0], sizeof(buf));
+	cr_assert_geq(bytes[1], 256 * 1024, "then its blocks, in the background");
+	free(want);
+	http_source_free(src);
+}
+
 Test(http, random_reads_of_any_size_match)
 {
 	struct http_source *src = source(NULL);

@@ -31,11 +31,21 @@
 #include "http_internal.h"
 #include "mlfs/blockcache.h"
 
-#define POOL_MAX 16
-/* Kept for reuse across the source's files: a new 256 KiB block buffer
- * costs its page faults (0.4 ms in a VM), a new multi handle a socket pair. */
-#define BLOCKS_MAX 48
+/*
+ * Kept for reuse across the source's files: a new easy handle costs its
+ * buffers, a new multi handle a socket pair, a new 256 KiB block buffer
+ * its page faults (0.4 ms in a VM).
+ */
+#define HANDLES_MAX 16
 #define MULTIS_MAX 8
+#define BLOCKS_MAX 48
+#define KEPT_MAX 48		/* the largest of these */
+
+/* A stack of kept objects of one sort, under http_source.pool_mu. */
+struct kept {
+	void *v[KEPT_MAX];
+	int n, max;
+};
 /* Threads for background jobs, started as needed and kept: a read that
  * starts a read-ahead batch pays a wake-up, not a thread's creation. */
 #define WORKERS_MAX 4
@@ -49,12 +59,9 @@ struct http_source {
 	CURLSH *share;
 	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_mu;
-	CURL *pool[POOL_MAX];
-	int npool;
-	CURLM *multis[MULTIS_MAX];
-	int nmultis;
-	unsigned char *blocks[BLOCKS_MAX];
-	int nblocks;
+	struct kept handles;	/* CURL * */
+	struct kept multis;	/* CURLM * */
+	struct kept blocks;	/* BLOCKCACHE_BLOCK bytes, mmap'd */
 	/* Background jobs of the source's files (read-ahead batches). */
 	pthread_mutex_t jobs_mu;
 	pthread_cond_t jobs_cv;
@@ -241,6 +248,9 @@ int http_source_new(const char *base_url, const char *const *headers,
 		return STORE_NOMEM;
 	}
 	pthread_mutex_init(&src->pool_mu, NULL);
+	src->handles.max = HANDLES_MAX;
+	src->multis.max = MULTIS_MAX;
+	src->blocks.max = BLOCKS_MAX;
 	pthread_mutex_init(&src->jobs_mu, NULL);
 	pthread_cond_init(&src->jobs_cv, NULL);
 	if (opt)
@@ -287,12 +297,12 @@ void http_source_free(struct http_source *src)
 	if (!src)
 		return;
 	workers_stop(src);
-	for (int i = 0; i < src->npool; i++)
-		curl_easy_cleanup(src->pool[i]);
-	for (int i = 0; i < src->nmultis; i++)
-		curl_multi_cleanup(src->multis[i]);
-	for (int i = 0; i < src->nblocks; i++)
-		munmap(src->blocks[i], BLOCKCACHE_BLOCK);
+	for (int i = 0; i < src->handles.n; i++)
+		curl_easy_cleanup(src->handles.v[i]);
+	for (int i = 0; i < src->multis.n; i++)
+		curl_multi_cleanup(src->multis.v[i]);
+	for (int i = 0; i < src->blocks.n; i++)
+		munmap(src->blocks.v[i], BLOCKCACHE_BLOCK);
 	if (src->share)
 		curl_share_cleanup(src->share);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -396,17 +406,83 @@ int http_source_url(struct http_source *src, const char *path, int public_url,
 	return STORE_OK;
 }
 
-/* ---- the handle pool ------------------------------------------------------------- */
+/* ---- pools ------------------------------------------------------------------ */
+
+static void *kept_pop(struct http_source *src, struct kept *k)
+{
+	void *p = NULL;
+
+	pthread_mutex_lock(&src->pool_mu);
+	if (k->n > 0)
+		p = k->v[--k->n];
+	pthread_mutex_unlock(&src->pool_mu);
+	return p;
+}
+
+/* Keeps @p if there is room: 1, else 0 (the caller frees it). */
+static int kept_push(struct http_source *src, struct kept *k, void *p)
+{
+	int kept = 0;
+
+	pthread_mutex_lock(&src->pool_mu);
+	if (k->n < k->max) {
+		k->v[k->n++] = p;
+		kept = 1;
+	}
+	pthread_mutex_unlock(&src->pool_mu);
+	return kept;
+}
 
 CURL *http_handle_get(struct http_source *src)
 {
-	CURL *h = NULL;
+	CURL *h = kept_pop(src, &src->handles);
 
-	pthread_mutex_lock(&src->pool_mu);
-	if (src->npool > 0)
-		h = src->pool[--src->npool];
-	pthread_mutex_unlock(&src->pool_mu);
 	return h ? h : curl_easy_init();
+}
+
+/* Resets @h (its connections stay in the share) and keeps it for reuse. */
+void http_handle_put(struct http_source *src, CURL *h)
+{
+	if (!h)
+		return;
+	curl_easy_reset(h);
+	if (!kept_push(src, &src->handles, h))
+		curl_easy_cleanup(h);
+}
+
+CURLM *http_multi_get(struct http_source *src)
+{
+	CURLM *m = kept_pop(src, &src->multis);
+
+	return m ? m : curl_multi_init();
+}
+
+void http_multi_put(struct http_source *src, CURLM *m)
+{
+	if (m && !kept_push(src, &src->multis, m))
+		curl_multi_cleanup(m);
+}
+
+/*
+ * New buffers are mapped with MAP_POPULATE: the kernel fills in all 64
+ * pages in one call, where touching fresh malloc'd memory takes a page
+ * fault per page (in a VM the faults cost more than the copy into them).
+ */
+unsigned char *http_block_get(struct http_source *src)
+{
+	unsigned char *p = kept_pop(src, &src->blocks);
+
+	if (p)
+		return p;
+	p = mmap(NULL, BLOCKCACHE_BLOCK, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void http_block_put(struct http_source *src, unsigned char *p)
+{
+	if (p && !kept_push(src, &src->blocks, p))
+		munmap(p, BLOCKCACHE_BLOCK);
 }
 
 /* ---- background jobs --------------------------------------------------------- */
@@ -463,83 +539,6 @@ int http_source_run(struct http_source *src, struct http_job *job)
 	}
 	pthread_mutex_unlock(&src->jobs_mu);
 	return rc;
-}
-
-/* ---- pools ----------------------------------------------------------------- */
-
-CURLM *http_multi_get(struct http_source *src)
-{
-	CURLM *m = NULL;
-
-	pthread_mutex_lock(&src->pool_mu);
-	if (src->nmultis > 0)
-		m = src->multis[--src->nmultis];
-	pthread_mutex_unlock(&src->pool_mu);
-	return m ? m : curl_multi_init();
-}
-
-void http_multi_put(struct http_source *src, CURLM *m)
-{
-	if (!m)
-		return;
-	pthread_mutex_lock(&src->pool_mu);
-	if (src->nmultis < MULTIS_MAX) {
-		src->multis[src->nmultis++] = m;
-		m = NULL;
-	}
-	pthread_mutex_unlock(&src->pool_mu);
-	if (m)
-		curl_multi_cleanup(m);
-}
-
-/*
- * New buffers are mapped with MAP_POPULATE: the kernel fills in all 64
- * pages in one call, where touching fresh malloc'd memory takes a page
- * fault per page (in a VM the faults cost more than the copy into them).
- */
-unsigned char *http_block_get(struct http_source *src)
-{
-	unsigned char *p = NULL;
-
-	pthread_mutex_lock(&src->pool_mu);
-	if (src->nblocks > 0)
-		p = src->blocks[--src->nblocks];
-	pthread_mutex_unlock(&src->pool_mu);
-	if (p)
-		return p;
-	p = mmap(NULL, BLOCKCACHE_BLOCK, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-void http_block_put(struct http_source *src, unsigned char *p)
-{
-	if (!p)
-		return;
-	pthread_mutex_lock(&src->pool_mu);
-	if (src->nblocks < BLOCKS_MAX) {
-		src->blocks[src->nblocks++] = p;
-		p = NULL;
-	}
-	pthread_mutex_unlock(&src->pool_mu);
-	if (p)
-		munmap(p, BLOCKCACHE_BLOCK);
-}
-
-/* Resets @h (its connections stay in the share) and keeps it for reuse. */
-void http_handle_put(struct http_source *src, CURL *h)
-{
-	if (!h)
-		return;
-	curl_easy_reset(h);
-	pthread_mutex_lock(&src->pool_mu);
-	if (src->npool < POOL_MAX) {
-		src->pool[src->npool++] = h;
-		h = NULL;
-	}
-	pthread_mutex_unlock(&src->pool_mu);
-	if (h)
-		curl_easy_cleanup(h);
 }
 
 /* The options every request of @src has. */

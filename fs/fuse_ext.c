@@ -6,8 +6,8 @@
  * Linux 6.9 and later can serve the reads and mmap of an open FUSE file
  * from a backing file the daemon names when it answers the open ("FUSE
  * passthrough"): no request per read, no copy through the daemon, and the
- * page cache is the backing file's own. A model's blob or a dataset's
- * copy never changes, so its files are opened this way.
+ * page cache is the backing file's own. A model's blob, a dataset's copy
+ * and a snapshot's zip never change, so their files are opened this way.
  *
  * libfuse 3.14 (Debian 12) predates the feature; its custom I/O hooks let
  * us add the protocol steps it lacks, without forking it:
@@ -26,8 +26,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stddef.h>
 #include <linux/fuse.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>

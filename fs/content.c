@@ -426,8 +426,8 @@ double node_attr_timeout(struct fs_ctx *ctx, const struct fs_node *n)
 
 double node_entry_timeout(struct fs_ctx *ctx, const struct fs_node *n)
 {
-	return n->id.kind->dep == DEP_NONE ? ctx->static_timeout
-					   : ctx->live_timeout;
+	return n->id.kind->dep == DEP_NONE || n->fixed ? ctx->static_timeout
+						       : ctx->live_timeout;
 }
 
 /*

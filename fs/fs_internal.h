@@ -372,6 +372,8 @@ struct fs_node {
 	uint64_t nlookup;	/* kernel references */
 	uint64_t refs;		/* ours: children, handles, requests */
 	int unhashed;		/* replaced or deleted: no longer found by name */
+	int fixed;		/* a fixed entry of its directory, always there:
+				 * its name is kept as long as the directory's */
 	int carrying;		/* handles holding a line without its newline */
 	int list_cached;	/* the kernel caches our listing of list_ver */
 	uint64_t list_ver;
@@ -550,6 +552,9 @@ int node_stat(struct fs_ctx *ctx, struct fs_node *n, struct stat *st);
  * How long the kernel may trust a node's attributes and its name. Files
  * that can change are re-checked on every access (0): their size must be
  * exact the moment they change; directories are trusted for live_timeout.
+ * Names that never go (immutable parts, a directory's fixed entries) are
+ * trusted for static_timeout: a path walk re-asks only for the names that
+ * can change.
  */
 double node_attr_timeout(struct fs_ctx *ctx, const struct fs_node *n);
 double node_entry_timeout(struct fs_ctx *ctx, const struct fs_node *n);

@@ -172,6 +172,19 @@ static int resolve_child(struct fs_ctx *ctx, struct fs_node *dir,
 	return k->lookup ? k->lookup(ctx, dir, name, out) : -ENOENT;
 }
 
+/*
+ * Whether @name is a fixed entry of directory kind @k that is always
+ * there (no present hook): the kernel may keep such a name for as long
+ * as it keeps its directory's, since it never goes while that does.
+ */
+static int name_is_fixed(const struct fs_kind *k, const char *name)
+{
+	for (const struct fs_entry *e = k->entries; e && e->name; e++)
+		if (strcmp(e->name, name) == 0)
+			return !e->kind->present;
+	return 0;
+}
+
 /* Replies with the entry of @n, whose kernel lookup the caller took. */
 static void reply_entry(fuse_req_t req, struct fs_ctx *ctx, struct fs_node *n)
 {
@@ -243,10 +256,13 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		goto out_put;
 	}
 	n = node_lookup_ref(ctx, dir, name, &id);
-	if (!n)
+	if (!n) {
 		fuse_reply_err(req, ENOMEM);
-	else
-		reply_entry(req, ctx, n);
+		goto out_put;
+	}
+	if (name_is_fixed(dir->id.kind, name))
+		n->fixed = 1;
+	reply_entry(req, ctx, n);
 out_put:
 	node_put(ctx, dir);
 }
@@ -1243,6 +1259,8 @@ static size_t add_entry(fuse_req_t req, struct fs_handle *h, char *buf,
 	n = node_lookup_ref(ctx, h->node, e->name, &e->id);
 	if (!n)
 		return 0;
+	if (name_is_fixed(h->node->id.kind, e->name))
+		n->fixed = 1;
 	prime_from_listing(ctx, h, n, e);
 	if (node_stat(ctx, n, &ep.attr) < 0) {
 		/* Gone since listed: hand out no lookup; the name stays. */

@@ -1034,19 +1034,22 @@ static void read_view(fuse_req_t req, struct fs_ctx *ctx, struct fs_handle *h,
 		      size_t size, off_t off)
 {
 	struct fs_node *n = h->node;
-	int rc;
+	int rc, view_rc = 0;
 
 	pthread_mutex_lock(&n->lock);
 	rc = node_refresh(ctx, n);
 	if (rc == 0 && (off == 0 || !h->view.rendered ||
 			((size_t)off >= h->view.len &&
 			 content_extends(&n->content, &h->view))))
-		rc = content_view_take(&h->view, &n->content);
-	if (rc < 0)
-		fuse_reply_err(req, -rc);
-	else
+		view_rc = content_view_take(&h->view, &n->content);
+	if (rc == 0 && view_rc == 0)
 		content_reply_read(req, &h->view, size, off);
 	pthread_mutex_unlock(&n->lock);
+	if (view_rc < 0)	/* the events line is written without the lock */
+		rc = fs_refuse(ctx, "read", n, NULL, -view_rc, "cannot keep the "
+			       "version this open reads: %s", strerror(-view_rc));
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -83,4 +83,32 @@ expect_event "experiments/evented/runs/r9 Running -> Canceled$"
 mkdir "$E/brief" && rmdir "$E/brief" || fail "mkdir and rmdir experiments/brief"
 expect_event "experiment brief removed$"
 
+test_case a_fixed_name_is_kept_past_the_1s_timeout_a_dynamic_one_is_not
+# A path walk after the 1 s timeout re-asks mlfs only for names that can
+# change: with the daemon stopped, O_PATH (a walk, no open) of experiments
+# ends, one of experiments/kept waits for mlfs.
+mkdir "$E/kept" || fail "mkdir experiments/kept"
+ls "$E/kept" >/dev/null
+sleep 1.3
+got=$("$PY" - "$MNT" "$MLFS_PID" <<-'EOF'
+	import os, signal, sys, threading
+	mnt, pid = sys.argv[1], int(sys.argv[2])
+	def walk(path):
+	    done = threading.Event()
+	    def run():
+	        os.close(os.open(path, os.O_PATH))
+	        done.set()
+	    threading.Thread(target=run, daemon=True).start()
+	    return done
+	os.kill(pid, signal.SIGSTOP)
+	try:
+	    fixed = walk(mnt + "/experiments").wait(3)
+	    dynamic = walk(mnt + "/experiments/kept").wait(1)
+	finally:
+	    os.kill(pid, signal.SIGCONT)
+	print("fixed", "kept" if fixed else "asked", "dynamic", "kept" if dynamic else "asked")
+	EOF
+)
+expect_eq "fixed kept dynamic asked" "$got" "which names a walk re-asks for after 1 s"
+
 test_done

@@ -46,9 +46,10 @@ static const char usage[] =
 	"                                    (default WORKSPACE/cache/http)\n"
 	"             cache_max=N            its largest size (default 10G)\n"
 	"             cache_free_min=N       free space it never takes (default 1G)\n"
-	"             passthrough=0          read model files and dataset copies\n"
-	"                                    through mlfs, not straight from their\n"
-	"                                    blobs (default 1: Linux 6.9+, as root)\n"
+	"             passthrough=0          read model and dataset files through\n"
+	"                                    mlfs, not straight from their blobs\n"
+	"                                    and sources (default 1: Linux 6.9+,\n"
+	"                                    as root)\n"
 	"\n"
 	"The mount's README lists every file and what writing to it does.\n"
 	"See mlfs(1).\n";

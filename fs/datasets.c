@@ -541,12 +541,19 @@ static void dsv_file_release(struct fs_ctx *ctx, struct fs_handle *h)
 	h->kind_data = NULL;
 }
 
-/* A copy is a blob: the kernel may read it alone. A source may change. */
+/*
+ * A copy is a blob: the kernel may read it alone. A local source may
+ * change, so the kernel reads it only under a read lease: a writer then
+ * waits for the readers, who read the pinned bytes to the end (and the
+ * pin, checked at each open, fails the opens after the change).
+ */
 static int dsv_file_passthrough(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	const struct dsv_cached *c;
 
-	return dsv_cached_get(ctx, h->node, &c) == 0 && c->f.blob[0];
+	if (dsv_cached_get(ctx, h->node, &c) < 0)
+		return PASS_NO;
+	return c->f.blob[0] ? PASS_ALWAYS : PASS_LEASED;
 }
 
 static const struct fs_kind kind_dsv_file = {

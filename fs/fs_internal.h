@@ -314,9 +314,11 @@ struct fs_kind {
 	 */
 	int (*read_check)(struct fs_ctx *ctx, struct fs_handle *h);
 	/*
-	 * Optional: 1 if the kernel may read this open's backing file by
-	 * itself (fuse_ext.c): bytes that can never change. Every open of
-	 * one node must answer the same.
+	 * Optional: whether the kernel may read this open's backing file by
+	 * itself (fuse_ext.c): PASS_NO; PASS_ALWAYS, bytes that can never
+	 * change; PASS_LEASED, a file others may write, read by the kernel
+	 * only while a read lease keeps writers out. Every open of one node
+	 * must answer the same.
 	 */
 	int (*passthrough)(struct fs_ctx *ctx, struct fs_handle *h);
 	/*
@@ -385,10 +387,14 @@ struct fs_node {
 	 * dataset file's pin) and freed with the node by kind->cache_free. */
 	void *kind_cache;
 	/* fuse_ext.c, under lock: the kernel reads backing id pt_id for
-	 * pt_opens open files; own_opens are read through us (never both). */
+	 * pt_opens open files; own_opens are read through us (never both).
+	 * With pt_leased, pt_lease_fd holds the read lease on the backing
+	 * file that keeps writers waiting while the kernel reads it. */
 	int pt_id;
 	unsigned int pt_opens;
 	unsigned int own_opens;
+	int pt_leased;
+	int pt_lease_fd;
 };
 
 enum pt_mode { PT_NONE, PT_KERNEL, PT_DAEMON };
@@ -658,11 +664,13 @@ void prefetch_stop(struct fs_ctx *ctx);
  * fuse_ext_attach, after fuse_session_mount: installs the device hooks
  * that ask for it at INIT (if ctx->pt.wanted), and for shared mmap of
  * direct-I/O files (Linux 6.6+). passthrough_begin, once an
- * open's handle is made: the backing id its reply should carry, or 0 (read
- * through us); passthrough_reply_open sends that reply. passthrough_end,
+ * open's handle is made: the backing id its reply should carry, 0 (read
+ * through us), or -EIO when a writer waits for the node's kernel readers
+ * (PASS_LEASED: the open is refused, with an events line); passthrough_reply_open sends that reply. passthrough_end,
  * as the handle goes: drops the node's backing id with its last open.
  */
 int fuse_ext_attach(struct fs_ctx *ctx);
+enum { PASS_NO, PASS_ALWAYS, PASS_LEASED };
 /* A kind's passthrough hook for files that are all blobs. */
 int passthrough_always(struct fs_ctx *ctx, struct fs_handle *h);
 int passthrough_begin(struct fs_ctx *ctx, struct fs_handle *h);

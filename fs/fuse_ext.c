@@ -7,7 +7,9 @@
  * from a backing file the daemon names when it answers the open ("FUSE
  * passthrough"): no request per read, no copy through the daemon, and the
  * page cache is the backing file's own. A model's blob, a dataset's copy
- * and a snapshot's zip never change, so their files are opened this way.
+ * and a snapshot's zip never change, so their files are opened this way;
+ * so is a local dataset source, under a read lease that makes a writer
+ * wait until the kernel's readers are gone.
  *
  * libfuse 3.14 (Debian 12) predates the feature; its custom I/O hooks let
  * us add the protocol steps it lacks, without forking it:
@@ -271,53 +273,120 @@ static void backing_close(struct fs_ctx *ctx, int id)
 			id, strerror(errno));
 }
 
+/* The kind's PASS_* answer for this open, PASS_NO if it cannot pass. */
 static int may_pass(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	const struct fs_kind *k = h->node->id.kind;
 
-	return h->backing_fd >= 0 && k->passthrough &&
-	       k->passthrough(ctx, h) && atomic_load(&ctx->pt.ready);
+	if (h->backing_fd < 0 || !k->passthrough ||
+	    !atomic_load(&ctx->pt.ready))
+		return PASS_NO;
+	return k->passthrough(ctx, h);
 }
 
 int passthrough_always(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	(void)ctx;
 	(void)h;
-	return 1;
+	return PASS_ALWAYS;
+}
+
+/*
+ * A read lease on @fd's open file, kept by a duplicate in *@lease_fd: 0,
+ * or -errno (EAGAIN: a writer has the file open). While it is held a
+ * process that opens the file for writing, or truncates it, waits until
+ * we let go (at most the kernel's lease-break-time): so a file the
+ * kernel reads for us cannot change under a reader. No owner: the break
+ * is noticed at the next open (lease_held), not by SIGIO.
+ */
+static int lease_take(int fd, int *lease_fd)
+{
+	int rc = 0;
+
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) < 0)
+		return -errno;
+	if (fcntl(fd, F_SETOWN, 0) < 0 ||
+	    (*lease_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		rc = -errno;
+		fcntl(fd, F_SETLEASE, F_UNLCK);
+	}
+	return rc;
+}
+
+/* Whether the lease is still whole: not broken by a waiting writer. */
+static int lease_held(int lease_fd)
+{
+	return fcntl(lease_fd, F_GETLEASE) == F_RDLCK;
+}
+
+/* Lets a waiting writer in at once, whoever still holds the file. */
+static void lease_drop(int lease_fd)
+{
+	fcntl(lease_fd, F_SETLEASE, F_UNLCK);
+	close(lease_fd);
+}
+
+/* A new backing id for @h's file, leased if @pass says so; under lock. */
+static int backing_start(struct fs_ctx *ctx, struct fs_handle *h, int pass)
+{
+	struct fs_node *n = h->node;
+	int lease_fd = -1, id;
+
+	if (pass == PASS_LEASED && lease_take(h->backing_fd, &lease_fd) < 0)
+		return 0;	/* a writer has it open: read through us */
+	id = backing_open(ctx, h->backing_fd);
+	if (id > 0) {
+		n->pt_id = id;
+		n->pt_leased = lease_fd >= 0;
+		n->pt_lease_fd = lease_fd;
+	} else if (lease_fd >= 0) {
+		lease_drop(lease_fd);
+	}
+	return id > 0 ? id : 0;
 }
 
 int passthrough_begin(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	struct fs_node *n = h->node;
-	int id = 0, eligible;
+	int id = 0, pass, writer = 0;
+	unsigned int readers = 0;
 
 	if (!h->node->id.kind->passthrough)
 		return 0;
-	eligible = may_pass(ctx, h);	/* the kind's hook may take n->lock */
+	pass = may_pass(ctx, h);	/* the kind's hook may take n->lock */
 	pthread_mutex_lock(&n->lock);
 	if (n->own_opens == 0 && n->pt_id > 0) {
-		id = n->pt_id;
-	} else if (n->own_opens == 0 && eligible) {
-		id = backing_open(ctx, h->backing_fd);
-		if (id > 0)
-			n->pt_id = id;
+		/* A writer waiting for the kernel's readers: a new reader
+		 * would keep it waiting, and then see its bytes. */
+		if (n->pt_leased && !lease_held(n->pt_lease_fd)) {
+			writer = 1;
+			readers = n->pt_opens;
+		} else {
+			id = n->pt_id;
+		}
+	} else if (n->own_opens == 0 && pass != PASS_NO) {
+		id = backing_start(ctx, h, pass);
 	}
 	if (id > 0) {
 		n->pt_opens++;
 		h->pt_mode = PT_KERNEL;
-	} else {
+	} else if (!writer) {
 		n->own_opens++;
 		h->pt_mode = PT_DAEMON;
-		id = 0;
 	}
 	pthread_mutex_unlock(&n->lock);
+	if (writer)
+		return fs_refuse(ctx, "open", n, NULL, EIO, "its source is "
+				 "being opened for writing; the writer waits "
+				 "until %u open reader%s close%s it", readers,
+				 readers == 1 ? "" : "s", readers == 1 ? "s" : "");
 	return id;
 }
 
 void passthrough_end(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	struct fs_node *n = h->node;
-	int close_id = 0;
+	int close_id = 0, lease_fd = -1;
 
 	if (h->pt_mode == PT_NONE)
 		return;
@@ -325,6 +394,9 @@ void passthrough_end(struct fs_ctx *ctx, struct fs_handle *h)
 	if (h->pt_mode == PT_KERNEL && --n->pt_opens == 0) {
 		close_id = n->pt_id;
 		n->pt_id = 0;
+		if (n->pt_leased)
+			lease_fd = n->pt_lease_fd;
+		n->pt_leased = 0;
 	} else if (h->pt_mode == PT_DAEMON) {
 		n->own_opens--;
 	}
@@ -333,6 +405,8 @@ void passthrough_end(struct fs_ctx *ctx, struct fs_handle *h)
 	/* The kernel's open files hold the backing file on their own. */
 	if (close_id > 0)
 		backing_close(ctx, close_id);
+	if (lease_fd >= 0)
+		lease_drop(lease_fd);
 }
 
 int passthrough_reply_open(fuse_req_t req, struct fuse_file_info *fi, int id)

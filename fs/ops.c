@@ -844,6 +844,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h = (struct fs_handle *)(uintptr_t)fi->fh;
 	id = passthrough_begin(ctx, h);
+	if (id < 0) {
+		handle_free(ctx, h);
+		fuse_reply_err(req, -id);
+		return;
+	}
 	rc = id > 0 ? passthrough_reply_open(req, fi, id)
 		    : fuse_reply_open(req, fi);
 	if (rc == -ENOENT)

@@ -34,8 +34,9 @@ struct fs_mount_options {
 	uint64_t cache_free_min;
 	/*
 	 * -o passthrough=0|1: the kernel reads model and copied dataset
-	 * files straight from their blobs where it can (Linux 6.9+, run as
-	 * root); 0 sends every read through the daemon.
+	 * files straight from their blobs, and local dataset sources under
+	 * a read lease, where it can (Linux 6.9+, run as root); 0 sends
+	 * every read through the daemon.
 	 */
 	int passthrough;
 };

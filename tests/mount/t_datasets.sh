@@ -82,7 +82,87 @@ rm "$F/arrays/a/y.npy"
 expect_errno EIO cat "$D/iris/1/files/arrays/a/y.npy"
 expect_eq "$(sha "$WS/datastore/arrays/a/b/x.npy")" "$(sha "$D/iris/1/files/arrays/a/b/x.npy")" "an unchanged file still reads"
 
-test_case a_source_changed_while_open_gives_eio
+test_case a_writer_waits_for_the_kernel_readers_of_a_pinned_source
+# The kernel reads a local source by itself (passthrough) under a read
+# lease: a writer waits until the readers close, they read the pinned
+# bytes to the end, a reader coming meanwhile is refused, and after the
+# change the pin refuses every open.
+printf 'p,q\n1,2\n' >"$F/iris/wait.csv"
+expect_eq "waited 1" "$(register '{"name": "waited", "datastore": "default", "paths": ["iris/wait.csv"]}')" "reply"
+if passthrough_possible; then
+	events_mark
+	"$PY" - "$D/waited/1/files/iris/wait.csv" "$F/iris/wait.csv" <<-'EOF' || fail "a writer while the kernel reads"
+	import errno, os, subprocess, sys, time
+	path, source = sys.argv[1], sys.argv[2]
+	fd = os.open(path, os.O_RDONLY)
+	writer = subprocess.Popen(["sh", "-c", 'printf "3,4\\n" >>"$1"', "sh", source])
+	time.sleep(0.5)
+	assert writer.poll() is None, "the writer did not wait for the reader"
+	try:
+	    os.open(path, os.O_RDONLY)
+	    sys.exit("a new reader was let in while a writer waits")
+	except OSError as e:
+	    assert e.errno == errno.EIO, e
+	assert os.pread(fd, 100, 0) == b"p,q\n1,2\n", "the reader saw new bytes"
+	closed = time.monotonic()
+	os.close(fd)
+	writer.wait(timeout=30)
+	assert time.monotonic() - closed < 5, "the writer waited past the close"
+	try:
+	    os.open(path, os.O_RDONLY)
+	    sys.exit("opened the changed source")
+	except OSError as e:
+	    assert e.errno == errno.EIO, e
+	EOF
+	new=$(tail -n +"$((events_seen + 1))" "$MNT/events")
+	grep -q "refused open datasets/waited/1/files/iris/wait.csv: its source is being opened for writing; the writer waits until 1 open reader closes it (EIO)" <<<"$new" || fail "events line for the refused reader: $new"
+	grep -q "refused open datasets/waited/1/files/iris/wait.csv: 'iris/wait.csv' changed since it was registered" <<<"$new" || fail "events line for the change: $new"
+	events_mark
+else
+	echo "# Linux $(uname -r) or not root: no passthrough, reads go through mlfs"
+fi
+
+test_case a_source_opened_by_a_writer_is_read_through_mlfs
+# No lease while a writer has the file open: mlfs reads it, checking the
+# pin at every read.
+printf 'w,x\n' >"$F/iris/busy.csv"
+expect_eq "busy 1" "$(register '{"name": "busy", "datastore": "default", "paths": ["iris/busy.csv"]}')" "reply"
+exec 5>>"$F/iris/busy.csv"
+expect_eq "blocked" "$(read_with_daemon_stopped "$D/busy/1/files/iris/busy.csv")" "read through mlfs"
+exec 5>&-
+if passthrough_possible; then
+	expect_eq "$(sha "$F/iris/busy.csv")" "$(read_with_daemon_stopped "$D/busy/1/files/iris/busy.csv")" "the writer gone: read by the kernel"
+fi
+
+test_case copy_true_survives_change_and_deletion
+printf 'kept,bytes\n1,2\n' >"$F/iris/keep.csv"
+want=$(sha "$F/iris/keep.csv")
+expect_eq "kept 1" "$(register '{"name": "kept", "datastore": "default", "paths": ["iris/keep.csv"], "copy": true}')" "reply"
+"$PY" - "$D/kept/1/dataset.json" "$want" <<-'EOF' || fail "dataset.json of a copy"
+	import json, sys
+	d = json.load(open(sys.argv[1]))
+	assert d["copy"] is True and d["files"][0]["sha256"] == sys.argv[2], d
+	EOF
+printf 'changed' >"$F/iris/keep.csv"
+expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "after a change"
+rm "$F/iris/keep.csv"
+expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "after deletion"
+
+test_case a_copy_and_a_source_are_read_by_the_kernel
+# A copy is a blob that never changes: the kernel may read it alone; so
+# may it a source it holds a read lease on.
+if passthrough_possible; then
+	expect_eq "$want" "$(read_with_daemon_stopped "$D/kept/1/files/iris/keep.csv")" "a copy, read with the daemon stopped"
+	expect_eq "$(sha "$F/arrays/a/b/x.npy")" "$(read_with_daemon_stopped "$D/iris/1/files/arrays/a/b/x.npy")" "a local source, read with the daemon stopped"
+else
+	echo "# Linux $(uname -r) or not root: no passthrough, reads go through mlfs"
+fi
+
+test_case passthrough_0_a_source_changed_while_open_gives_eio
+# Read through mlfs, every read checks the pin: a change while open is EIO.
+mlfs_unmount
+mlfs_mount -o passthrough=0
+expect_eq "blocked" "$(read_with_daemon_stopped "$D/iris/1/files/arrays/a/b/x.npy")" "a local source is read through mlfs"
 printf 'p,q\n1,2\n' >"$F/iris/open.csv"
 expect_eq "opened 1" "$(register '{"name": "opened", "datastore": "default", "paths": ["iris/open.csv"]}')" "reply"
 "$PY" - "$D/opened/1/files/iris/open.csv" "$F/iris/open.csv" <<-'EOF' || fail "read while the source changes"
@@ -100,30 +180,8 @@ expect_eq "opened 1" "$(register '{"name": "opened", "datastore": "default", "pa
 	except OSError as e:
 	    assert e.errno == errno.EIO, e
 	EOF
-
-test_case copy_true_survives_change_and_deletion
-printf 'kept,bytes\n1,2\n' >"$F/iris/keep.csv"
-want=$(sha "$F/iris/keep.csv")
-expect_eq "kept 1" "$(register '{"name": "kept", "datastore": "default", "paths": ["iris/keep.csv"], "copy": true}')" "reply"
-"$PY" - "$D/kept/1/dataset.json" "$want" <<-'EOF' || fail "dataset.json of a copy"
-	import json, sys
-	d = json.load(open(sys.argv[1]))
-	assert d["copy"] is True and d["files"][0]["sha256"] == sys.argv[2], d
-	EOF
-printf 'changed' >"$F/iris/keep.csv"
-expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "after a change"
-rm "$F/iris/keep.csv"
-expect_eq "$want" "$(sha "$D/kept/1/files/iris/keep.csv")" "after deletion"
-
-test_case a_copy_is_read_by_the_kernel_a_source_through_its_pin
-# A copy is a blob that never changes: the kernel may read it alone. A
-# source may change under a reader, so every read of it checks the pin.
-if passthrough_possible; then
-	expect_eq "$want" "$(read_with_daemon_stopped "$D/kept/1/files/iris/keep.csv")" "a copy, read with the daemon stopped"
-else
-	echo "# Linux $(uname -r) or not root: no passthrough, reads go through mlfs"
-fi
-expect_eq "blocked" "$(read_with_daemon_stopped "$D/iris/1/files/arrays/a/b/x.npy")" "a local source is read through mlfs"
+mlfs_unmount
+mlfs_mount
 
 test_case refusals_name_the_problem
 expect_eq "ERR" "$(register '{"name": "x", "datastore": "nope", "paths": ["a"]}')" "unknown datastore"
@@ -137,7 +195,7 @@ expect_eq "ERR" "$(register '{"name": "x", "datastore": "default", "paths": ["ir
 expect_errno ENOENT bash -c "printf '%s' '{\"name\": \"x\", \"datastore\": \"nope\", \"paths\": [\"a\"]}' >'$D/register'"
 expect_errno ENOENT bash -c "printf '%s' '{\"name\": \"x\", \"datastore\": \"default\", \"paths\": [\"none*\"]}' >'$D/register'"
 expect_errno EINVAL bash -c "printf '%s' '{\"name\": \"x/y\", \"datastore\": \"default\", \"paths\": [\"iris\"]}' >'$D/register'"
-expect_eq "iris kept opened register" "$(ls "$D" | tr '\n' ' ' | sed 's/ $//')" "nothing half-made"
+expect_eq "busy iris kept opened register waited" "$(ls "$D" | tr '\n' ' ' | sed 's/ $//')" "nothing half-made"
 
 test_case a_used_datastore_cannot_be_removed
 mkdir -p "$TMP/other"

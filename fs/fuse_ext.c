@@ -292,25 +292,32 @@ int passthrough_always(struct fs_ctx *ctx, struct fs_handle *h)
 }
 
 /*
- * A read lease on @fd's open file, kept by a duplicate in *@lease_fd: 0,
- * or -errno (EAGAIN: a writer has the file open). While it is held a
- * process that opens the file for writing, or truncates it, waits until
- * we let go (at most the kernel's lease-break-time): so a file the
- * kernel reads for us cannot change under a reader. No owner: the break
- * is noticed at the next open (lease_held), not by SIGIO.
+ * A read lease on @fd's file, held by a descriptor of our own in
+ * *@lease_fd: 0, or -errno (EAGAIN: a writer has the file open). While it
+ * is held a process that opens the file for writing, or truncates it,
+ * waits until we let go (at most the kernel's lease-break-time): so a
+ * file the kernel reads for us cannot change under a reader. Not on @fd's
+ * own open file: the kernel keeps that one while readers have the file
+ * open, even after the daemon died, and a dead mount must not keep
+ * writers waiting. No owner: the break is noticed at the next open
+ * (lease_held), not by SIGIO.
  */
 static int lease_take(int fd, int *lease_fd)
 {
-	int rc = 0;
+	char path[64];
+	int lfd, rc = 0;
 
-	if (fcntl(fd, F_SETLEASE, F_RDLCK) < 0)
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if ((lfd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
 		return -errno;
-	if (fcntl(fd, F_SETOWN, 0) < 0 ||
-	    (*lease_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+	if (fcntl(lfd, F_SETLEASE, F_RDLCK) < 0 ||
+	    fcntl(lfd, F_SETOWN, 0) < 0) {
 		rc = -errno;
-		fcntl(fd, F_SETLEASE, F_UNLCK);
+		close(lfd);	/* lets go of a lease just taken */
+		return rc;
 	}
-	return rc;
+	*lease_fd = lfd;
+	return 0;
 }
 
 /* Whether the lease is still whole: not broken by a waiting writer. */

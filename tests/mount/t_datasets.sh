@@ -122,6 +122,34 @@ else
 	echo "# Linux $(uname -r) or not root: no passthrough, reads go through mlfs"
 fi
 
+test_case a_writer_waiting_for_readers_goes_on_when_mlfs_is_killed
+# The lease dies with the daemon: a user's writer never waits on a dead
+# mount, and the store is intact.
+if passthrough_possible; then
+	printf 'k,l\n' >"$F/iris/killed.csv"
+	expect_eq "killed 1" "$(register '{"name": "killed", "datastore": "default", "paths": ["iris/killed.csv"]}')" "reply"
+	"$PY" -c 'import os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY); print("open", flush=True); time.sleep(60)' \
+		"$D/killed/1/files/iris/killed.csv" >"$TMP/reader.out" &
+	reader=$!
+	poll_ms 5000 grep -q open "$TMP/reader.out" || fail "the reader did not open"
+	src=$WS/datastore/iris/killed.csv
+	sh -c 'printf "m,n\n" >>"$1"' sh "$src" &
+	writer=$!
+	sleep 0.5
+	kill -0 "$writer" 2>/dev/null || fail "the writer did not wait for the reader"
+	mlfs_kill9
+	poll_ms 5000 sh -c "! kill -0 $writer 2>/dev/null" || fail "the writer still waits after kill -9"
+	kill "$reader" 2>/dev/null
+	wait "$reader" "$writer" 2>/dev/null
+	expect_eq "k,l m,n" "$(tr '\n' ' ' <"$src" | sed 's/ $//')" "the writer's bytes"
+	mlfs_mount
+	expect_eq "2" "$(readlink "$D/iris/latest")" "the store is intact"
+	expect_errno EIO cat "$D/killed/1/files/iris/killed.csv"
+else
+	echo "# Linux $(uname -r) or not root: no passthrough, no lease"
+fi
+
 test_case a_source_opened_by_a_writer_is_read_through_mlfs
 # No lease while a writer has the file open: mlfs reads it, checking the
 # pin at every read.
@@ -195,7 +223,7 @@ expect_eq "ERR" "$(register '{"name": "x", "datastore": "default", "paths": ["ir
 expect_errno ENOENT bash -c "printf '%s' '{\"name\": \"x\", \"datastore\": \"nope\", \"paths\": [\"a\"]}' >'$D/register'"
 expect_errno ENOENT bash -c "printf '%s' '{\"name\": \"x\", \"datastore\": \"default\", \"paths\": [\"none*\"]}' >'$D/register'"
 expect_errno EINVAL bash -c "printf '%s' '{\"name\": \"x/y\", \"datastore\": \"default\", \"paths\": [\"iris\"]}' >'$D/register'"
-expect_eq "busy iris kept opened register waited" "$(ls "$D" | tr '\n' ' ' | sed 's/ $//')" "nothing half-made"
+expect_eq "busy iris kept killed opened register waited" "$(ls "$D" | tr '\n' ' ' | sed 's/ $//')" "nothing half-made"
 
 test_case a_used_datastore_cannot_be_removed
 mkdir -p "$TMP/other"

@@ -416,29 +416,28 @@ static int dsv_refuse_source(struct fs_ctx *ctx, struct fs_node *node,
 }
 
 /*
- * A local file passed its pin check at open; what it was then is kept,
- * and every read first checks it is still so: a source rewritten while a
- * reader holds it open gives EIO, not a mix of two versions (bytes the
- * kernel already holds are the registered ones).
+ * A local file passed its pin check at open; the pin is kept, and every
+ * read through us first checks the file still matches it: a source
+ * rewritten while a reader holds it open gives EIO, not a mix of two
+ * versions (bytes the kernel already holds are the registered ones). The
+ * same check runs once a read lease is held (fuse_ext.c).
  */
 struct dsv_open_pin {
 	off_t size;
 	struct timespec mtime;
 };
 
-static int dsv_pin_at_open(struct fs_handle *h)
+static int dsv_pin_at_open(struct fs_handle *h, const struct dataset_file *f)
 {
 	struct dsv_open_pin *p = malloc(sizeof(*p));
-	struct stat st;
 
 	if (!p)
 		return -ENOMEM;
-	if (fstat(h->backing_fd, &st) < 0) {
-		free(p);
-		return -errno;
-	}
-	p->size = st.st_size;
-	p->mtime = st.st_mtim;
+	/* The registered pin, not a new fstat: a change between the
+	 * open's check and here must fail the reads too. */
+	p->size = (off_t)f->size;
+	p->mtime.tv_sec = (time_t)(f->mtime_ns / 1000000000);
+	p->mtime.tv_nsec = (long)(f->mtime_ns % 1000000000);
 	h->kind_data = p;
 	return 0;
 }
@@ -455,9 +454,16 @@ static int dsv_read_check(struct fs_ctx *ctx, struct fs_handle *h)
 	if (st.st_size == p->size && st.st_mtim.tv_sec == p->mtime.tv_sec &&
 	    st.st_mtim.tv_nsec == p->mtime.tv_nsec)
 		return 0;
+	if (st.st_size != p->size)
+		return fs_refuse(ctx, "read", h->node, NULL, EIO, "the source "
+				 "changed since it was registered (while open): "
+				 "size %lld -> %lld", (long long)p->size,
+				 (long long)st.st_size);
 	return fs_refuse(ctx, "read", h->node, NULL, EIO, "the source changed "
-			 "since it was registered (while open): size %lld -> "
-			 "%lld", (long long)p->size, (long long)st.st_size);
+			 "since it was registered (while open): modified at "
+			 "%lld.%09ld, registered at %lld.%09ld",
+			 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+			 (long long)p->mtime.tv_sec, p->mtime.tv_nsec);
 }
 
 /*
@@ -478,7 +484,7 @@ static int dsv_file_opened(struct fs_ctx *ctx, struct fs_handle *h)
 	if (rc < 0)
 		return rc;
 	if (h->backing_fd >= 0)	/* a blob never changes: no pin to keep */
-		return c->f.blob[0] ? 0 : dsv_pin_at_open(h);
+		return c->f.blob[0] ? 0 : dsv_pin_at_open(h, &c->f);
 	rc = datastore_root_named(ctx, c->datastore, c->datastore_id,
 				  &root);
 	if (rc == 0)

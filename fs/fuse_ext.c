@@ -355,7 +355,7 @@ static int backing_start(struct fs_ctx *ctx, struct fs_handle *h, int pass)
 int passthrough_begin(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	struct fs_node *n = h->node;
-	int id = 0, pass, writer = 0;
+	int id = 0, pass, writer = 0, leased = 0, rc;
 	unsigned int readers = 0;
 
 	if (!h->node->id.kind->passthrough)
@@ -377,6 +377,7 @@ int passthrough_begin(struct fs_ctx *ctx, struct fs_handle *h)
 	if (id > 0) {
 		n->pt_opens++;
 		h->pt_mode = PT_KERNEL;
+		leased = n->pt_opens == 1 && n->pt_leased;
 	} else if (!writer) {
 		n->own_opens++;
 		h->pt_mode = PT_DAEMON;
@@ -387,6 +388,13 @@ int passthrough_begin(struct fs_ctx *ctx, struct fs_handle *h)
 				 "being opened for writing; the writer waits "
 				 "until %u open reader%s close%s it", readers,
 				 readers == 1 ? "" : "s", readers == 1 ? "s" : "");
+	/* The pin once more, now that no writer can come: the file may have
+	 * changed between the open's check and the lease. */
+	if (leased && h->node->id.kind->read_check &&
+	    (rc = h->node->id.kind->read_check(ctx, h)) < 0) {
+		passthrough_end(ctx, h);
+		return rc;
+	}
 	return id;
 }
 

@@ -14,12 +14,13 @@
  *      the window while the reader goes on (one batch per file at a time;
  *      http_file_close() joins it).
  *   2. stream_read(): a sequential read of a file over STREAM_MIN_SIZE
- *      goes through the file's one stream (http_stream.c), which copies
- *      the body of a long range GET straight into the caller's buffer;
- *      unless the stream went past the read (STREAM_BEHIND: fetched as
- *      in 3) or serves another reader (STREAM_SKIP: the read goes on
- *      to 3 or 4). Reads served by 1 start no background batch in a
- *      file this large: the stream reads ahead for them.
+ *      goes through the file's one stream (http_stream.c), whose thread
+ *      receives the body of a long range GET into a ring the reads copy
+ *      from, in any order; unless the stream's readers took those bytes
+ *      already (STREAM_BEHIND: fetched as in 3) or its window is
+ *      elsewhere (STREAM_SKIP: the read goes on to 3 or 4). Reads served
+ *      by 1 start no background batch in a file this large: the stream
+ *      reads ahead for them.
  *   3. fetch_exact(): a random read smaller than a block, or a read of
  *      more than BIG_READ_BLOCKS blocks, is fetched as exactly its range
  *      (a large one split into parallel parts) straight into the caller's
@@ -41,11 +42,10 @@
  *  1. Bytes reach the caller only from a transfer that passed every check
  *     against the pin, from the ring (filled only by such transfers) or
  *     from the cache under a key that includes the pin.
- *  2. f->mu guards streams, the ring, the read-ahead state and
- *     stream_busy, and is never held across a transfer or a cache call.
- *     f->stream is used only by the read that set stream_busy. Two
- *     threads may fetch the same block at once; both get the same
- *     bytes, one copy stays.
+ *  2. f->mu guards streams, the ring, the read-ahead state and the
+ *     making of f->stream, and is never held across a transfer or a
+ *     cache call. Two threads may fetch the same block at once; both get
+ *     the same bytes, one copy stays.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -64,14 +64,9 @@
 #define RING_SLOTS ((int)(HTTP_RA_MAX / BLOCKCACHE_BLOCK) + BIG_READ_BLOCKS)
 /* Sequential reads of files over this go through the stream. */
 #define STREAM_MIN_SIZE (4ull * 1024 * 1024)
-/* stream_place() and stream_read() results besides STORE_* codes */
-#define STREAM_TAKE 1		/* the read may use the stream */
-#define STREAM_WAIT 2		/* it is a little ahead of the stream */
-#define STREAM_SKIP 3		/* the stream serves another reader: blocks */
-#define STREAM_BEHIND 4		/* the stream went past it: fetch exactly */
-#define STREAM_AHEAD (8ull * 1024 * 1024)	/* how far ahead a read waits */
-#define STREAM_WAIT_S 0.05			/* and how long */
-#define STREAM_IDLE 0.01	/* seconds unused before it moves elsewhere */
+/* stream_read() results besides STORE_* codes */
+#define STREAM_SKIP HTTP_STREAM_SKIP	/* elsewhere: through blocks */
+#define STREAM_BEHIND HTTP_STREAM_BEHIND	/* taken: fetch exactly */
 #define EXACT_PART (1u << 20)	/* a large exact read is split in parts of this */
 
 struct ra_stream {
@@ -107,12 +102,8 @@ struct http_file {
 	uint64_t ra_first, ra_last;	/* the blocks of the batch */
 	int ra_rc;			/* how the last batch ended */
 	char ra_err[256];		/* and its message */
-	/* The stream (http_stream.c): one user at a time. */
+	/* The stream (http_stream.c), made under mu, then thread-safe. */
 	struct http_stream *stream;	/* NULL until a sequential read */
-	int stream_busy;		/* a read is using it */
-	uint64_t stream_pos;		/* its position when not busy */
-	double stream_used;		/* when a read last gave it back */
-	pthread_cond_t stream_cv;	/* stream_busy went to 0 */
 };
 
 #define SET_ERR(...) \
@@ -174,7 +165,6 @@ int http_file_open(struct http_source *src, const char *path,
 	}
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->ra_done, NULL);
-	pthread_cond_init(&f->stream_cv, NULL);
 	f->src = src;
 	f->pin = *pin;
 	f->cache = cache;
@@ -215,7 +205,6 @@ void http_file_close(struct http_file *f)
 	free(f->key);
 	free(f->path);
 	pthread_cond_destroy(&f->ra_done);
-	pthread_cond_destroy(&f->stream_cv);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 }
@@ -597,89 +586,30 @@ static void readahead_top_up(struct http_file *f, size_t len, uint64_t off,
 
 /* ---- the stream ------------------------------------------------------------------- */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
- * Where a sequential read at @off stands to the stream (caller holds
- * f->mu): STREAM_TAKE it may use it now, STREAM_WAIT it is a little ahead
- * of it (at most STREAM_AHEAD) and should wait for the reads before it,
- * STREAM_BEHIND the stream went past it, STREAM_SKIP the stream serves
- * another reader. A stream unused for STREAM_IDLE seconds goes anywhere.
- */
-static int stream_place(struct http_file *f, uint64_t off)
-{
-	uint64_t pos = f->stream_pos;
-
-	if (!f->stream_busy && (!f->stream || off == pos))
-		return STREAM_TAKE;
-	if (!f->stream || (off > pos && off - pos <= STREAM_AHEAD))
-		return STREAM_WAIT;	/* (or the first reader makes it) */
-	if (!f->stream_busy && now_s() - f->stream_used >= STREAM_IDLE)
-		return STREAM_TAKE;
-	return off < pos && pos - off <= STREAM_AHEAD ? STREAM_BEHIND :
-							  STREAM_SKIP;
-}
-
-/*
- * Serves a sequential read through the stream. A read a little ahead of
- * the stream (threads serving kernel read-ahead finish out of order)
- * waits while the stream serves the reads before it, and up to
- * STREAM_WAIT_S for one that has not come: then the stream moves to it.
- * STREAM_SKIP when the stream serves another reader (the read goes
- * through blocks), STREAM_BEHIND when it went past the read (which is
- * fetched exactly: read-ahead there is behind the reader already).
+ * Serves a sequential read through the file's stream (made at the first
+ * one): STORE_OK, STREAM_SKIP when the stream's window is elsewhere (the
+ * read goes through blocks), STREAM_BEHIND when the stream's readers took
+ * those bytes already (the read is fetched exactly: read-ahead there is
+ * behind the reader), or an error.
  */
 static int stream_read(struct http_file *f, unsigned char *buf, size_t len,
 		       uint64_t off, char *err, size_t errlen)
 {
-	int rc, place;
+	int rc = STORE_OK;
 
 	pthread_mutex_lock(&f->mu);
-	/* A busy stream's reader returns within the stall timeout; a free
-	 * one is waited for STREAM_WAIT_S since a read last gave it back. */
-	while ((place = stream_place(f, off)) == STREAM_WAIT) {
-		double left = f->stream_busy ? 0.1 :
-			      f->stream_used + STREAM_WAIT_S - now_s();
-		struct timespec until;
-
-		if (left <= 0)
-			break;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += (long)(left * 1e9);
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&f->stream_cv, &f->mu, &until);
-	}
-	if (place != STREAM_TAKE && place != STREAM_WAIT) {
-		pthread_mutex_unlock(&f->mu);
-		return place;
-	}
-	f->stream_busy = 1;
-	pthread_mutex_unlock(&f->mu);
-	/* The stream is ours; only we touch f->stream now. */
-	rc = STORE_OK;
 	if (!f->stream)
 		/* Streamed bytes skip the block cache: on a small machine
 		 * writing every byte again halves the stream's speed, and
 		 * the kernel keeps the pages of what was read whole. */
 		rc = http_stream_new(f->src, &f->req, &f->stream);
-	if (rc == STORE_OK)
-		rc = http_stream_read(f->stream, buf, len, off, err, errlen);
-	else
-		SET_ERR("cannot read '%s': out of memory", f->path);
-	pthread_mutex_lock(&f->mu);
-	f->stream_busy = 0;
-	f->stream_pos = f->stream ? http_stream_pos(f->stream) : 0;
-	f->stream_used = now_s();
-	pthread_cond_broadcast(&f->stream_cv);
 	pthread_mutex_unlock(&f->mu);
-	return rc;
+	if (rc != STORE_OK) {
+		SET_ERR("cannot read '%s': out of memory", f->path);
+		return rc;
+	}
+	return http_stream_read(f->stream, buf, len, off, err, errlen);
 }
 
 ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,

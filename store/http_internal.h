@@ -145,24 +145,27 @@ int http_xfer_run(struct http_source *src, const struct http_req *req,
 
 /*
  * A stream serves sequential reads of one file from one long range GET
- * at a time, copying the body straight into the reader's buffer. One
- * thread at a time may use a stream. @req must outlive it. Streamed
- * bytes are not put into the block cache (http.h). STORE_OK and *out, or
- * STORE_NOMEM.
+ * at a time, received by a thread of its own into a ring of the next
+ * bytes of the file; reads copy out of it, in any order, from any thread.
+ * @req must outlive it. Streamed bytes are not put into the block cache
+ * (http.h). STORE_OK and *out, or STORE_NOMEM. http_stream_free() stops
+ * its thread and drops the request under way.
  */
 struct http_stream;
 int http_stream_new(struct http_source *src, const struct http_req *req,
 		    struct http_stream **out);
 void http_stream_free(struct http_stream *s);
 
-/* Where the stream's next read would continue without a new request. */
-uint64_t http_stream_pos(const struct http_stream *s);
+/* http_stream_read() results besides STORE_* codes */
+#define HTTP_STREAM_SKIP 3	/* past the stream's window: fetch otherwise */
+#define HTTP_STREAM_BEHIND 4	/* before it (taken already): fetch exactly */
 
 /*
- * Reads exactly [@off, @off + @len) (inside the pinned size) into @dst.
- * At another offset than http_stream_pos() the request under way is
- * dropped and a new one starts at @off. STORE_OK, or an error of
- * http_file_pread() with its message (the stream then starts afresh).
+ * Reads exactly [@off, @off + @len) (inside the pinned size, @len at most
+ * a few MiB) into @dst, waiting for the stream's bytes. A stream whose
+ * readers went elsewhere starts again at @off. STORE_OK,
+ * HTTP_STREAM_SKIP, HTTP_STREAM_BEHIND, or an error of http_file_pread()
+ * with its message (the next read starts a new request).
  */
 int http_stream_read(struct http_stream *s, unsigned char *dst, size_t len,
 		     uint64_t off, char *err, size_t errlen);

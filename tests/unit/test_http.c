@@ -401,6 +401,46 @@ Test(http, a_first_small_read_waits_for_its_own_bytes_only)
 	http_source_free(src);
 }
 
+/*
+ * Reads as the kernel sends them for a reader that asks for sequential
+ * read-ahead (cat, cp, sha256sum): 1 MiB each, an 8 MiB window at a time,
+ * out of order inside the window. The stream serves them all from its
+ * few long requests: no read makes a request of its own.
+ */
+Test(http, reads_out_of_order_inside_the_window_make_no_request_of_their_own)
+{
+	static const int order[8] = { 3, 0, 1, 5, 2, 7, 4, 6 };
+	struct http_source *src = source(NULL);
+	size_t size = 48 * MiB;
+	unsigned char *want = serve("ooo.bin", size, 22);
+	unsigned char *buf = malloc(MiB);
+	struct http_stat st;
+	struct http_file *f = open_file(src, "ooo.bin", &st, NULL);
+	long bytes[64];
+	int n;
+
+	cr_assert_not_null(buf);
+	for (size_t w = 0; w < size; w += 8 * MiB) {
+		for (int i = 0; i < 8; i++) {
+			/* the first window in order: a reader starts at 0 */
+			size_t off = w + (size_t)(w ? order[i] : i) * MiB;
+
+			cr_assert_eq(http_file_pread(f, buf, MiB, off, err,
+						     sizeof(err)), (ssize_t)MiB,
+				     "at %zu: %s", off, err);
+			cr_assert_eq(memcmp(buf, want + off, MiB), 0,
+				     "other bytes at %zu", off);
+		}
+	}
+	http_file_close(f);
+	n = bodies_sent(bytes, 64);
+	cr_assert_leq(n, 8, "%d requests for %zu MiB read in windows", n,
+		      size / MiB);
+	free(want);
+	free(buf);
+	http_source_free(src);
+}
+
 Test(http, random_reads_of_any_size_match)
 {
 	struct http_source *src = source(NULL);
@@ -805,11 +845,14 @@ Test(http, a_file_that_grew_after_registration_fails)
 
 /* A sequential reader whose file changes between two of its reads: the
  * bytes it got are the registered ones, then it gets STORE_CORRUPT once
- * a new request of the stream meets the new version. */
+ * a new request of the stream meets the new version. The file is three
+ * times the stream's ring (32 MiB), which may hold bytes received before
+ * the change. */
+#define CHANGED_SIZE (96 * MiB)
 static void changed_mid_stream(int keep_etag)
 {
 	struct http_source *src = source(NULL);
-	unsigned char *v1 = serve("w.bin", 24 * MiB, 16), *v2;
+	unsigned char *v1 = serve("w.bin", CHANGED_SIZE, 16), *v2;
 	unsigned char *buf = malloc(MiB);
 	struct http_stat st;
 	struct http_file *f;
@@ -824,9 +867,9 @@ static void changed_mid_stream(int keep_etag)
 				    sizeof(err)), STORE_OK);
 	cr_assert_eq(http_file_pread(f, buf, MiB, 0, err, sizeof(err)),
 		     (ssize_t)MiB, "%s", err);
-	v2 = serve("w.bin", 24 * MiB, 17);
+	v2 = serve("w.bin", CHANGED_SIZE, 17);
 	touch_later("w.bin", 100);
-	for (off = MiB; off < 24 * MiB; off += (size_t)n) {
+	for (off = MiB; off < CHANGED_SIZE; off += (size_t)n) {
 		n = http_file_pread(f, buf, MiB, off, err, sizeof(err));
 		if (n <= 0)
 			break;

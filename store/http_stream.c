@@ -9,8 +9,9 @@
  * from offset base on. Its own thread, the pump, runs the transfer while
  * the ring has room: it takes bytes as fast as the server sends them,
  * whatever order the reads come in. Readers copy their range out of the
- * ring, waiting for bytes on the way, and mark it taken; base moves past
- * taken bytes, which makes room for the pump. When the ring is full the
+ * ring, waiting for bytes on the way. The ring follows the furthest read:
+ * it keeps STREAM_KEEP bytes behind its end, for reads that come late,
+ * and the rest of the ring fills ahead of it. When the ring is full the
  * transfer is paused (CURL_WRITEFUNC_PAUSE) and the socket buffer, then
  * TCP flow control, stop the server.
  *
@@ -19,11 +20,12 @@
  * reads 128 KiB and asks for sequential read-ahead, dd bs=1M reads 1
  * MiB): any read inside the ring's window is served, in any order.
  *
- * A read before base (taken already) is STREAM_BEHIND, one past the
- * window STREAM_SKIP: the caller fetches those otherwise. A stream whose
- * readers went elsewhere moves: once no read took bytes for STREAM_IDLE
- * seconds and none waits, a read outside the window stops the pump and
- * starts the stream again at its own offset.
+ * A read before base is HTTP_STREAM_BEHIND, one STREAM_JUMP or more past
+ * head HTTP_STREAM_SKIP: the caller fetches those otherwise. A stream
+ * whose readers went elsewhere moves: once no read took bytes for
+ * STREAM_IDLE seconds and none waits, such a read stops the pump and
+ * starts the stream again at its own offset. A pump whose ring stays
+ * full for PUMP_IDLE seconds ends and lets its connection go.
  *
  * Invariants
  *  1. No byte reaches the ring before the response's headers passed
@@ -31,10 +33,11 @@
  *     pinned size, ETag and Last-Modified), at its first body byte.
  *  2. base <= head <= base + STREAM_RING; the ring holds [base, head).
  *     File offset o is at ring[o % STREAM_RING].
- *  3. s->mu guards everything but the pump's own curl state (m, x,
- *     checked, paused_cb) and the ring bytes in [head, base + STREAM_RING),
- *     which only the pump writes, outside the lock: readers copy only
- *     from [base, head), under the lock.
+ *  3. s->mu guards everything but the pump's own state (m, x, req_len,
+ *     checked, paused, last_rx, cb_*) and the ring bytes: the pump writes
+ *     [head, base + STREAM_RING) outside the lock; readers copy out of
+ *     [base, head) with the lock let go, base held at or below the
+ *     lowest of their copies (copy_floor).
  *  4. One pump thread at a time; http_stream_free() stops and joins it.
  */
 #include <pthread.h>

@@ -416,54 +416,23 @@ static int dsv_refuse_source(struct fs_ctx *ctx, struct fs_node *node,
 }
 
 /*
- * A local file passed its pin check at open; the pin is kept, and every
- * read through us first checks the file still matches it: a source
- * rewritten while a reader holds it open gives EIO, not a mix of two
- * versions (bytes the kernel already holds are the registered ones). The
- * same check runs once a read lease is held (fuse_ext.c).
+ * A local file passed its pin check at open; every read through us
+ * checks it again against the registered pin (kept with the node): a
+ * source rewritten while a reader holds it open gives EIO, not a mix of
+ * two versions (bytes the kernel already holds are the registered ones).
+ * The same check runs once a read lease is held (fuse_ext.c).
  */
-struct dsv_open_pin {
-	off_t size;
-	struct timespec mtime;
-};
-
-static int dsv_pin_at_open(struct fs_handle *h, const struct dataset_file *f)
-{
-	struct dsv_open_pin *p = malloc(sizeof(*p));
-
-	if (!p)
-		return -ENOMEM;
-	/* The registered pin, not a new fstat: a change between the
-	 * open's check and here must fail the reads too. */
-	p->size = (off_t)f->size;
-	p->mtime.tv_sec = (time_t)(f->mtime_ns / 1000000000);
-	p->mtime.tv_nsec = (long)(f->mtime_ns % 1000000000);
-	h->kind_data = p;
-	return 0;
-}
-
 static int dsv_read_check(struct fs_ctx *ctx, struct fs_handle *h)
 {
-	const struct dsv_open_pin *p = h->kind_data;
-	struct stat st;
+	const struct dsv_cached *c;
+	char err[512];
+	int rc = dsv_cached_get(ctx, h->node, &c);
 
-	if (!p)
-		return 0;
-	if (fstat(h->backing_fd, &st) < 0)
-		return -errno;
-	if (st.st_size == p->size && st.st_mtim.tv_sec == p->mtime.tv_sec &&
-	    st.st_mtim.tv_nsec == p->mtime.tv_nsec)
-		return 0;
-	if (st.st_size != p->size)
-		return fs_refuse(ctx, "read", h->node, NULL, EIO, "the source "
-				 "changed since it was registered (while open): "
-				 "size %lld -> %lld", (long long)p->size,
-				 (long long)st.st_size);
-	return fs_refuse(ctx, "read", h->node, NULL, EIO, "the source changed "
-			 "since it was registered (while open): modified at "
-			 "%lld.%09ld, registered at %lld.%09ld",
-			 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-			 (long long)p->mtime.tv_sec, p->mtime.tv_nsec);
+	if (rc < 0 || c->f.blob[0])	/* a blob never changes */
+		return rc;
+	rc = dataset_local_check(&c->f, h->backing_fd, err, sizeof(err));
+	return rc == STORE_OK ? 0 : fs_refuse(ctx, "read", h->node, NULL, EIO,
+					      "%s", err);
 }
 
 /*
@@ -483,8 +452,8 @@ static int dsv_file_opened(struct fs_ctx *ctx, struct fs_handle *h)
 	rc = dsv_cached_get(ctx, h->node, &c);
 	if (rc < 0)
 		return rc;
-	if (h->backing_fd >= 0)	/* a blob never changes: no pin to keep */
-		return c->f.blob[0] ? 0 : dsv_pin_at_open(h, &c->f);
+	if (h->backing_fd >= 0)	/* a blob or a local source (read_check) */
+		return 0;
 	rc = datastore_root_named(ctx, c->datastore, c->datastore_id,
 				  &root);
 	if (rc == 0)
@@ -540,11 +509,8 @@ static int dsv_file_open(struct fs_ctx *ctx, struct fs_node *node, int flags,
 
 static void dsv_file_release(struct fs_ctx *ctx, struct fs_handle *h)
 {
-	if (h->backing_fd >= 0)
-		free(h->kind_data);	/* the open pin */
-	else if (h->kind_data)
+	if (h->kind_data)	/* HTTP files only */
 		http_handle_release(ctx, h);
-	h->kind_data = NULL;
 }
 
 /*

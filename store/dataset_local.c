@@ -548,6 +548,18 @@ static int pin_check(const struct dataset_file *f, const struct stat *st,
 	return STORE_OK;
 }
 
+int dataset_local_check(const struct dataset_file *f, int fd, char *err,
+			size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return dataset_fail(err, errlen, STORE_IO, "cannot read '%s': %s",
+			    f->path, ERRSTR(errno));
+	return pin_check(f, &st, "since it was registered (while open)", err,
+			 errlen);
+}
+
 /* Opens @f below @root_fd and checks its pin. */
 static int open_pinned(int root_fd, const struct dataset_file *f, int *fd,
 		       char *err, size_t errlen)

@@ -190,6 +190,15 @@ int dataset_local_open(const char *root, const struct dataset_file *f, int *fd,
 		       char *err, size_t errlen);
 
 /*
+ * dataset_local_check - whether @fd (opened by dataset_local_open()) still
+ * matches @f's pin: STORE_OK, STORE_CORRUPT with @err as above ("...
+ * changed since it was registered (while open): size 10 -> 12", or the
+ * mtime), STORE_IO.
+ */
+int dataset_local_check(const struct dataset_file *f, int fd, char *err,
+			size_t errlen);
+
+/*
  * dataset_local_copy - put every file of @fl (read below @root) into the
  * workspace's blobs and record its hex in f->blob; each file is checked
  * against its pin while it is read (STORE_CORRUPT when it changed). The

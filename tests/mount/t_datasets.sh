@@ -193,6 +193,7 @@ mlfs_mount -o passthrough=0
 expect_eq "blocked" "$(read_with_daemon_stopped "$D/iris/1/files/arrays/a/b/x.npy")" "a local source is read through mlfs"
 printf 'p,q\n1,2\n' >"$F/iris/open.csv"
 expect_eq "opened 1" "$(register '{"name": "opened", "datastore": "default", "paths": ["iris/open.csv"]}')" "reply"
+events_mark
 "$PY" - "$D/opened/1/files/iris/open.csv" "$F/iris/open.csv" <<-'EOF' || fail "read while the source changes"
 	import errno, os, sys
 	fd = os.open(sys.argv[1], os.O_RDONLY)
@@ -208,6 +209,7 @@ expect_eq "opened 1" "$(register '{"name": "opened", "datastore": "default", "pa
 	except OSError as e:
 	    assert e.errno == errno.EIO, e
 	EOF
+expect_event "refused read datasets/opened/1/files/iris/open.csv: 'iris/open.csv' changed since it was registered \\(while open\\): size 8 -> 12 \\(EIO\\)"
 mlfs_unmount
 mlfs_mount
 

@@ -17,10 +17,10 @@
  *      goes through the file's one stream (http_stream.c), whose thread
  *      receives the body of a long range GET into a ring the reads copy
  *      from, in any order; unless the stream's readers took those bytes
- *      already (STREAM_BEHIND: fetched as in 3) or its window is
- *      elsewhere (STREAM_SKIP: the read goes on to 3 or 4). Reads served
- *      by 1 start no background batch in a file this large: the stream
- *      reads ahead for them.
+ *      already (HTTP_STREAM_BEHIND: fetched as in 3) or its window
+ *      is elsewhere (HTTP_STREAM_SKIP: the read goes on to 3 or 4).
+ *      Reads served by 1 start no background batch in a file this
+ *      large: the stream reads ahead for them.
  *   3. fetch_exact(): a random read smaller than a block, or a read of
  *      more than BIG_READ_BLOCKS blocks, is fetched as exactly its range
  *      (a large one split into parallel parts) straight into the caller's
@@ -64,9 +64,6 @@
 #define RING_SLOTS ((int)(HTTP_RA_MAX / BLOCKCACHE_BLOCK) + BIG_READ_BLOCKS)
 /* Sequential reads of files over this go through the stream. */
 #define STREAM_MIN_SIZE (4ull * 1024 * 1024)
-/* stream_read() results besides STORE_* codes */
-#define STREAM_SKIP HTTP_STREAM_SKIP	/* elsewhere: through blocks */
-#define STREAM_BEHIND HTTP_STREAM_BEHIND	/* taken: fetch exactly */
 #define EXACT_PART (1u << 20)	/* a large exact read is split in parts of this */
 
 struct ra_stream {
@@ -588,8 +585,8 @@ static void readahead_top_up(struct http_file *f, size_t len, uint64_t off,
 
 /*
  * Serves a sequential read through the file's stream (made at the first
- * one): STORE_OK, STREAM_SKIP when the stream's window is elsewhere (the
- * read goes through blocks), STREAM_BEHIND when the stream's readers took
+ * one): STORE_OK, HTTP_STREAM_SKIP when the stream's window is elsewhere
+ * (the read goes through blocks), HTTP_STREAM_BEHIND when its readers took
  * those bytes already (the read is fetched exactly: read-ahead there is
  * behind the reader), or an error.
  */
@@ -637,14 +634,14 @@ ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
 			readahead_top_up(f, len, off, window);
 		return (ssize_t)len;
 	}
-	rc = STREAM_SKIP;
+	rc = HTTP_STREAM_SKIP;
 	if (window && f->pin.size > STREAM_MIN_SIZE)
 		rc = stream_read(f, buf, len, off, err, errlen);
 
 
-	if (rc == STREAM_BEHIND)
+	if (rc == HTTP_STREAM_BEHIND)
 		rc = fetch_exact(f, buf, len, off, err, errlen);
-	if (rc != STREAM_SKIP)
+	if (rc != HTTP_STREAM_SKIP)
 		return rc == STORE_OK ? (ssize_t)len : rc;
 	if ((window == 0 && len < BLOCK) || blocks > BIG_READ_BLOCKS)
 		rc = fetch_exact(f, buf, len, off, err, errlen);

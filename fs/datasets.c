@@ -528,6 +528,18 @@ static int dsv_file_passthrough(struct fs_ctx *ctx, struct fs_handle *h)
 	return c->f.blob[0] ? PASS_ALWAYS : PASS_LEASED;
 }
 
+/*
+ * The first pass over a large remote file goes around the page cache
+ * (http_handle_direct). Once a reader has read it to its end, later opens
+ * let the kernel keep its pages: from the pass after next on, a pinned
+ * file is read from memory and never reaches us.
+ */
+static int dsv_file_direct(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	return !atomic_load(&h->node->read_to_end) &&
+	       http_handle_direct(ctx, h);
+}
+
 static const struct fs_kind kind_dsv_file = {
 	.name = "dataset file",
 	.mode = S_IFREG | 0444,
@@ -538,6 +550,7 @@ static const struct fs_kind kind_dsv_file = {
 	.read_check = dsv_read_check,
 	.passthrough = dsv_file_passthrough,
 	.read = http_handle_read,
+	.read_direct = dsv_file_direct,
 	.release = dsv_file_release,
 	.cache_free = dsv_cached_free,
 	.erofs = 1,

@@ -236,6 +236,20 @@ ssize_t http_handle_read(struct fs_ctx *ctx, struct fs_handle *h, char *buf,
 	return fs_refuse(ctx, "read", h->node, NULL, EIO, "%s", err);
 }
 
+/*
+ * Large files are read around the page cache (direct I/O). The kernel
+ * caches FUSE files a 4 KiB page at a time: on a small machine that
+ * costs more CPU than receiving the bytes, and reads went at half the
+ * server's speed. Their stream reads ahead instead (http_stream.c).
+ * Files of this view are read again at every open anyway: their bytes
+ * are not pinned.
+ */
+int http_handle_direct(struct fs_ctx *ctx, struct fs_handle *h)
+{
+	(void)ctx;
+	return h->kind_data && http_file_streams(h->kind_data);
+}
+
 void http_handle_release(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	(void)ctx;
@@ -251,6 +265,7 @@ static const struct fs_kind kind_ds_http_file = {
 	.stat_full = 1,
 	.opened = http_opened,
 	.read = http_handle_read,
+	.read_direct = http_handle_direct,
 	.release = http_handle_release,
 	.erofs = 1,
 };

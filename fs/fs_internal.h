@@ -322,6 +322,13 @@ struct fs_kind {
 	 */
 	int (*passthrough)(struct fs_ctx *ctx, struct fs_handle *h);
 	/*
+	 * Optional, for kinds with read(): 1 when this open's reads should
+	 * go around the page cache (direct I/O: every read reaches read(),
+	 * and nothing of it is kept), 0 when the kernel may cache them.
+	 * Asked once per open, after opened().
+	 */
+	int (*read_direct)(struct fs_ctx *ctx, struct fs_handle *h);
+	/*
 	 * Directories whose entries change outside the store (a run's
 	 * outputs/): the kernel never caches their listing.
 	 */
@@ -395,6 +402,9 @@ struct fs_node {
 	unsigned int own_opens;
 	int pt_leased;
 	int pt_lease_fd;
+	/* A direct-I/O read of it came back short: it was read to its end
+	 * (ops.c, read_by_kind; read_direct hooks decide by it). */
+	atomic_int read_to_end;
 };
 
 enum pt_mode { PT_NONE, PT_KERNEL, PT_DAEMON };
@@ -421,6 +431,7 @@ struct fs_handle {
 				 * hook frees it */
 	pid_t closer;		/* the thread of the last flush (a close) */
 	enum pt_mode pt_mode;	/* who reads it: counted in the node */
+	int direct;		/* reads go around the page cache (read_direct) */
 	/* Readers of rendered files that change by replacement: the
 	 * version this open reads (ops.c, read_view). */
 	int viewing;
@@ -710,6 +721,7 @@ int datastore_root_named(struct fs_ctx *ctx, const char *name, int64_t id,
 /* datastore_http.c: reads of an open HTTP file (h->kind_data). */
 ssize_t http_handle_read(struct fs_ctx *ctx, struct fs_handle *h, char *buf,
 			 size_t size, off_t off);
+int http_handle_direct(struct fs_ctx *ctx, struct fs_handle *h);
 void http_handle_release(struct fs_ctx *ctx, struct fs_handle *h);
 
 /* The kinds, defined by the file that serves each area. */

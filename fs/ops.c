@@ -807,11 +807,13 @@ static int open_file(struct fs_ctx *ctx, struct fs_node *n,
 	 * Readers of a file that is replaced bypass it too: the page cache
 	 * holds one version for every reader, and a file replaced between a
 	 * reader's read() calls would give it the start of one version and
-	 * the end of the next (read_view).
+	 * the end of the next (read_view). And a kind may read around it
+	 * (read_direct: the first pass over a large remote file).
 	 */
 	h->viewing = read_by_version(k, fi->flags);
+	h->direct = k->read_direct && k->read_direct(ctx, h);
 	fi->direct_io = (writable && !k->backing_open) || k->act ||
-			h->viewing;
+			h->viewing || h->direct;
 	/* No FLUSH round trip at every close unless the kind acts on it. */
 	fi->noflush = !k->flush;
 	fi->fh = (uint64_t)(uintptr_t)h;
@@ -986,6 +988,8 @@ static void read_by_kind(fuse_req_t req, struct fs_handle *h, size_t size,
 		return;
 	}
 	n = h->node->id.kind->read(ctx_of(req), h, buf, size, off);
+	if (n >= 0 && (size_t)n < size && h->direct)
+		atomic_store(&h->node->read_to_end, 1);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

@@ -598,8 +598,7 @@ static int stream_read(struct http_file *f, unsigned char *buf, size_t len,
 	pthread_mutex_lock(&f->mu);
 	if (!f->stream)
 		/* Streamed bytes skip the block cache: on a small machine
-		 * writing every byte again halves the stream's speed, and
-		 * the kernel keeps the pages of what was read whole. */
+		 * writing every byte again halves the stream's speed. */
 		rc = http_stream_new(f->src, &f->req, &f->stream);
 	pthread_mutex_unlock(&f->mu);
 	if (rc != STORE_OK) {
@@ -607,6 +606,11 @@ static int stream_read(struct http_file *f, unsigned char *buf, size_t len,
 		return rc;
 	}
 	return http_stream_read(f->stream, buf, len, off, err, errlen);
+}
+
+int http_file_streams(const struct http_file *f)
+{
+	return f->pin.size > STREAM_MIN_SIZE;
 }
 
 ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
@@ -630,15 +634,13 @@ ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
 		served = copy_present(f, buf, len, off);
 	}
 	if (served) {
-		if (window && f->pin.size <= STREAM_MIN_SIZE)
+		if (window && !http_file_streams(f))
 			readahead_top_up(f, len, off, window);
 		return (ssize_t)len;
 	}
 	rc = HTTP_STREAM_SKIP;
-	if (window && f->pin.size > STREAM_MIN_SIZE)
+	if (window && http_file_streams(f))
 		rc = stream_read(f, buf, len, off, err, errlen);
-
-
 	if (rc == HTTP_STREAM_BEHIND)
 		rc = fetch_exact(f, buf, len, off, err, errlen);
 	if (rc != HTTP_STREAM_SKIP)

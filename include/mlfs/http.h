@@ -180,6 +180,14 @@ int http_file_open(struct http_source *src, const char *path,
 ssize_t http_file_pread(struct http_file *f, void *buf, size_t len,
 			uint64_t off, char *err, size_t errlen);
 
+/*
+ * http_file_streams - 1 when sequential reads of @f go through a stream
+ * (files over 4 MiB): a receive thread takes the body of long range
+ * requests as fast as the server sends it, and keeps none of it in the
+ * block cache.
+ */
+int http_file_streams(const struct http_file *f);
+
 /* http_file_close - free @f and its read-ahead blocks. NULL: no-op. */
 void http_file_close(struct http_file *f);
 

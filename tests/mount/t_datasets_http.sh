@@ -70,6 +70,36 @@ expect_true "fetched $fetched bytes for 48 MiB" [ "$fetched" -le $(((48 << 20) *
 	assert pd.read_csv(sys.argv[1])["b"].sum() == 6
 	EOF
 
+test_case a_large_file_passes_around_the_page_cache_until_read_whole
+# Its first pass is direct I/O: nothing of it stays in the page cache, so
+# the second pass fetches it again, and keeps its pages for the third.
+big=$D/web/1/files/secret/data/big.bin
+want=$(sha "$WWW/secret/data/big.bin")
+pass_fetches() {	# PASS: sha256 of the file through the mount; prints bytes fetched
+	local before after
+	before=$(nginx_bytes "$NX" "data/big.bin")
+	expect_eq "$want" "$(sha "$big")" "pass $1"
+	after=$(nginx_bytes "$NX" "data/big.bin")
+	echo $((after - before))
+}
+drop_caches	# the mount forgets the file: its next open is a first pass
+f1=$(pass_fetches 1) f2=$(pass_fetches 2) f3=$(pass_fetches 3)
+say "# fetched per pass: $f1 $f2 $f3"
+expect_true "pass 1 fetched it ($f1)" [ "$f1" -ge $((48 << 20)) ]
+expect_true "pass 2 fetched it again ($f2)" [ "$f2" -ge $((48 << 20)) ]
+expect_eq "0" "$f3" "pass 3 is read from the page cache"
+drop_caches
+"$PY" - "$big" "$want" <<-'EOF' || fail "mmap of a file in its first pass"
+	import hashlib, mmap, os, sys
+	fd = os.open(sys.argv[1], os.O_RDONLY)
+	with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+	    assert hashlib.sha256(m).hexdigest() == sys.argv[2]
+	assert hashlib.sha256(os.read(fd, 1 << 30)).hexdigest() == sys.argv[2]
+	EOF
+view=$MNT/datastores/web/files/secret/data/big.bin
+expect_eq "$want" "$(sha "$view")" "through the datastore's files/"
+expect_eq "$want" "$(dd if="$view" bs=1M status=none | sha256sum | cut -d' ' -f1)" "again, 1 MiB reads"
+
 test_case random_reads_match_and_fetch_little
 drop_caches
 before=$(nginx_bytes "$NX" "other.bin")

@@ -50,6 +50,10 @@ static const char usage[] =
 	"                                    mlfs, not straight from their blobs\n"
 	"                                    and sources (default 1: Linux 6.9+,\n"
 	"                                    as root)\n"
+	"             http_direct=1          read remote files over 4 MiB around\n"
+	"                                    the page cache until read whole:\n"
+	"                                    faster large reads on fast networks,\n"
+	"                                    slower small ones (default 0)\n"
 	"\n"
 	"The mount's README lists every file and what writing to it does.\n"
 	"See mlfs(1).\n";
@@ -77,7 +81,7 @@ static int cmd_init(int argc, char **argv)
 
 enum mount_key {
 	KEY_MAX_RUNS, KEY_SNAP_BYTES, KEY_SNAP_FILES, KEY_CACHE_DIR,
-	KEY_CACHE_MAX, KEY_CACHE_FREE_MIN, KEY_PASSTHROUGH,
+	KEY_CACHE_MAX, KEY_CACHE_FREE_MIN, KEY_PASSTHROUGH, KEY_HTTP_DIRECT,
 };
 
 static const struct fuse_opt mlfs_opts[] = {
@@ -88,6 +92,7 @@ static const struct fuse_opt mlfs_opts[] = {
 	FUSE_OPT_KEY("cache_max=", KEY_CACHE_MAX),
 	FUSE_OPT_KEY("cache_free_min=", KEY_CACHE_FREE_MIN),
 	FUSE_OPT_KEY("passthrough=", KEY_PASSTHROUGH),
+	FUSE_OPT_KEY("http_direct=", KEY_HTTP_DIRECT),
 	FUSE_OPT_END
 };
 
@@ -110,10 +115,13 @@ static int mount_opt(void *data, const char *arg, int key,
 		opt->max_concurrent_runs = (int)i;
 		return 0;
 	}
-	if (key == KEY_PASSTHROUGH) {
+	if (key == KEY_PASSTHROUGH || key == KEY_HTTP_DIRECT) {
 		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
 			goto out_bad;
-		opt->passthrough = v[0] == '1';
+		if (key == KEY_PASSTHROUGH)
+			opt->passthrough = v[0] == '1';
+		else
+			opt->http_direct = v[0] == '1';
 		return 0;
 	}
 	if (key == KEY_CACHE_DIR) {

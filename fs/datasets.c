@@ -529,10 +529,10 @@ static int dsv_file_passthrough(struct fs_ctx *ctx, struct fs_handle *h)
 }
 
 /*
- * The first pass over a large remote file goes around the page cache
- * (http_handle_direct). Once a reader has read it to its end, later opens
- * let the kernel keep its pages: from the pass after next on, a pinned
- * file is read from memory and never reaches us.
+ * With -o http_direct=1 the first pass over a large remote file goes
+ * around the page cache (http_handle_direct). Once a reader has read it
+ * to its end, later opens let the kernel keep its pages: from the pass
+ * after next on, a pinned file is read from memory and never reaches us.
  */
 static int dsv_file_direct(struct fs_ctx *ctx, struct fs_handle *h)
 {

@@ -237,17 +237,20 @@ ssize_t http_handle_read(struct fs_ctx *ctx, struct fs_handle *h, char *buf,
 }
 
 /*
- * Large files are read around the page cache (direct I/O). The kernel
- * caches FUSE files a 4 KiB page at a time: on a small machine that
- * costs more CPU than receiving the bytes, and reads went at half the
- * server's speed. Their stream reads ahead instead (http_stream.c).
+ * With -o http_direct=1, large files are read around the page cache
+ * (direct I/O). The kernel caches FUSE files a 4 KiB page at a time,
+ * which costs more CPU than receiving the bytes when the network is
+ * fast: on loopback, on 2 cores, reads went at about half the server's
+ * speed. Their stream reads ahead instead (http_stream.c). But each
+ * read(2) is then a round trip to us: small reads (tar's 10 KiB,
+ * sha256sum's 32 KiB) went 2-4 times slower, hence off by default.
  * Files of this view are read again at every open anyway: their bytes
  * are not pinned.
  */
 int http_handle_direct(struct fs_ctx *ctx, struct fs_handle *h)
 {
-	(void)ctx;
-	return h->kind_data && http_file_streams(h->kind_data);
+	return ctx->http_direct && h->kind_data &&
+	       http_file_streams(h->kind_data);
 }
 
 void http_handle_release(struct fs_ctx *ctx, struct fs_handle *h)

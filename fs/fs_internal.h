@@ -153,6 +153,10 @@ struct fs_entry {
  */
 #define FS_SPLICE_MAX (1024 * 1024 - 4 * 4096)
 
+/* The st_blksize of files read through a kind's read(): the largest read
+ * the kernel sends in one request (content.c). */
+#define FS_READ_BLKSIZE (1024 * 1024)
+
 /* One directory entry for readdir; attributes optional. */
 struct dir_entry {
 	char *name;
@@ -488,6 +492,7 @@ struct fs_ctx {
 	struct ds_roots *ds_roots;	/* datastores.c: roots by id */
 	struct http_options http_opt;	/* HTTP datastores' timeouts */
 	struct blockcache *blockcache;	/* HTTP blocks; NULL: none */
+	int http_direct;		/* -o http_direct=1 (datastore_http.c) */
 	pthread_mutex_t prefetch_lock;	/* starting the prefetcher */
 	struct prefetcher *prefetch;	/* prefetch.c; NULL until first used */
 	struct {			/* fuse_ext.c */

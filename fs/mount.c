@@ -251,6 +251,7 @@ int fs_mount(const struct fs_mount_options *opt, struct fuse_args *args)
 	if (fuse_session_mount(ctx.se, opt->mountpoint) != 0)
 		goto out_signals;
 	ctx.pt.wanted = opt->passthrough;
+	ctx.http_direct = opt->http_direct;
 	fuse_ext_attach(&ctx);
 	if (mount_device(opt->mountpoint, ctx.bdi, sizeof(ctx.bdi)) < 0)
 		ctx.bdi[0] = '\0';

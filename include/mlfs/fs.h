@@ -39,6 +39,14 @@ struct fs_mount_options {
 	 * every read through the daemon.
 	 */
 	int passthrough;
+	/*
+	 * -o http_direct=0|1: 1 reads a remote file over 4 MiB around the
+	 * page cache (direct I/O) until a reader has read it to its end.
+	 * Faster for large reads where the network outruns the kernel's
+	 * caching (loopback, fast LANs), slower for small ones (each is a
+	 * round trip to the daemon). Default 0.
+	 */
+	int http_direct;
 };
 
 #define FS_CACHE_MAX_DEFAULT (10ULL << 30)	/* 10 GiB */

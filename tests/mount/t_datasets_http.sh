@@ -70,9 +70,7 @@ expect_true "fetched $fetched bytes for 48 MiB" [ "$fetched" -le $(((48 << 20) *
 	assert pd.read_csv(sys.argv[1])["b"].sum() == 6
 	EOF
 
-test_case a_large_file_passes_around_the_page_cache_until_read_whole
-# Its first pass is direct I/O: nothing of it stays in the page cache, so
-# the second pass fetches it again, and keeps its pages for the third.
+test_case the_kernel_keeps_the_pages_of_a_large_file
 big=$D/web/1/files/secret/data/big.bin
 want=$(sha "$WWW/secret/data/big.bin")
 pass_fetches() {	# PASS: sha256 of the file through the mount; prints bytes fetched
@@ -82,23 +80,12 @@ pass_fetches() {	# PASS: sha256 of the file through the mount; prints bytes fetc
 	after=$(nginx_bytes "$NX" "data/big.bin")
 	echo $((after - before))
 }
-drop_caches	# the mount forgets the file: its next open is a first pass
-f1=$(pass_fetches 1) f2=$(pass_fetches 2) f3=$(pass_fetches 3)
-say "# fetched per pass: $f1 $f2 $f3"
-expect_true "pass 1 fetched it ($f1)" [ "$f1" -ge $((48 << 20)) ]
-expect_true "pass 2 fetched it again ($f2)" [ "$f2" -ge $((48 << 20)) ]
-expect_eq "0" "$f3" "pass 3 is read from the page cache"
+expect_eq "1048576" "$(stat -c %o "$big")" "st_blksize: buffered readers read 1 MiB at a time"
 drop_caches
-"$PY" - "$big" "$want" <<-'EOF' || fail "mmap of a file in its first pass"
-	import hashlib, mmap, os, sys
-	fd = os.open(sys.argv[1], os.O_RDONLY)
-	with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
-	    assert hashlib.sha256(m).hexdigest() == sys.argv[2]
-	assert hashlib.sha256(os.read(fd, 1 << 30)).hexdigest() == sys.argv[2]
-	EOF
-view=$MNT/datastores/web/files/secret/data/big.bin
-expect_eq "$want" "$(sha "$view")" "through the datastore's files/"
-expect_eq "$want" "$(dd if="$view" bs=1M status=none | sha256sum | cut -d' ' -f1)" "again, 1 MiB reads"
+f1=$(pass_fetches 1) f2=$(pass_fetches 2)
+say "# fetched per pass: $f1 $f2"
+expect_true "pass 1 fetched it ($f1)" [ "$f1" -ge $((48 << 20)) ]
+expect_eq "0" "$f2" "pass 2 is read from the page cache"
 
 test_case random_reads_match_and_fetch_little
 drop_caches
@@ -134,6 +121,31 @@ before=$(nginx_bytes "$NX" "shards/s24.bin")
 expect_eq "$(sha "$WWW/secret/shards/s24.bin")" "$(sha "$D/shards/1/files/secret/shards/s24.bin")" "the newest shard again"
 expect_eq "$before" "$(nginx_bytes "$NX" "shards/s24.bin")" "served from the cache"
 expect_eq "$(sha "$WWW/secret/shards/s1.bin")" "$(sha "$D/shards/1/files/secret/shards/s1.bin")" "the oldest, evicted, again"
+
+test_case http_direct_1_passes_around_the_page_cache_until_read_whole
+# Its first pass is direct I/O: nothing of it stays in the page cache, so
+# the second pass fetches it again, and keeps its pages for the third.
+mlfs_unmount
+mlfs_mount -o cache_dir="$CACHE",cache_max=8M,http_direct=1
+f1=$(pass_fetches 1) f2=$(pass_fetches 2) f3=$(pass_fetches 3)
+say "# fetched per pass: $f1 $f2 $f3"
+expect_true "pass 1 fetched it ($f1)" [ "$f1" -ge $((48 << 20)) ]
+expect_true "pass 2 fetched it again ($f2)" [ "$f2" -ge $((48 << 20)) ]
+expect_eq "0" "$f3" "pass 3 is read from the page cache"
+drop_caches	# the mount forgets the file: its next open is a first pass
+"$PY" - "$big" "$want" <<-'EOF' || fail "mmap of a file in its first pass"
+	import hashlib, mmap, os, sys
+	fd = os.open(sys.argv[1], os.O_RDONLY)
+	with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+	    assert hashlib.sha256(m).hexdigest() == sys.argv[2]
+	assert hashlib.sha256(os.read(fd, 1 << 30)).hexdigest() == sys.argv[2]
+	EOF
+view=$MNT/datastores/web/files/secret/data/big.bin
+expect_eq "$want" "$(sha "$view")" "through the datastore's files/"
+expect_eq "$want" "$(dd if="$view" bs=1M status=none | sha256sum | cut -d' ' -f1)" "again, 1 MiB reads"
+mkdir -p "$TMP/unmounted"
+out=$("$MLFS" mount "$WS" "$TMP/unmounted" -o http_direct=2 2>&1)
+expect_eq "2 mlfs: invalid mount option 'http_direct=2'" "$? $out" "a value other than 0 or 1"
 
 test_case a_changed_file_gives_eio_and_an_event
 printf 'changed on the server' >"$WWW/secret/data/changes.txt"

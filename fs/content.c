@@ -426,8 +426,10 @@ double node_attr_timeout(struct fs_ctx *ctx, const struct fs_node *n)
 
 double node_entry_timeout(struct fs_ctx *ctx, const struct fs_node *n)
 {
-	return n->id.kind->dep == DEP_NONE || n->fixed ? ctx->static_timeout
-						       : ctx->live_timeout;
+	const struct fs_kind *k = n->id.kind;
+
+	return k->dep == DEP_NONE || n->fixed || k->name_stays
+		       ? ctx->static_timeout : ctx->live_timeout;
 }
 
 /*

@@ -680,6 +680,7 @@ static const struct fs_kind kind_dataset = {
 	.dyn_name = "N",
 	.dyn_kind = &kind_dsv,
 	.dyn_help = "version N: dataset.json and files/, never changing",
+	.name_stays = 1,
 };
 
 /* ---- datasets/ -------------------------------------------------------------------- */

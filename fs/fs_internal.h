@@ -354,6 +354,13 @@ struct fs_kind {
 	 */
 	int attr_cached;
 	/*
+	 * Objects that, once made, are never removed or renamed (a dataset:
+	 * versions are only ever added): the kernel may keep the name as
+	 * long as an immutable one, so a path walk through it costs no
+	 * lookup. Its attributes stay live.
+	 */
+	int name_stays;
+	/*
 	 * Fixed entries that only some objects have (a child run's parent
 	 * link): 0 hides the entry of the directory identified by @dir.
 	 */

@@ -853,7 +853,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	rc = id > 0 ? passthrough_reply_open(req, fi, id)
 		    : fuse_reply_open(req, fi);
-	if (rc == -ENOENT)
+	/* The kernel never got the handle (the opener was interrupted, the
+	 * mount is going): it will send no release for it. */
+	if (rc < 0)
 		handle_free(ctx, h);
 }
 
@@ -925,7 +927,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			  ? 0 : node_entry_timeout(ctx, n);
 	caller_leave(as);
 	as = 0;
-	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+	if (fuse_reply_create(req, &e, fi) < 0)	/* as in op_open */
 		handle_free(ctx, (struct fs_handle *)(uintptr_t)fi->fh);
 	goto out_put;
 

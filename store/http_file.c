@@ -598,7 +598,8 @@ static int stream_read(struct http_file *f, unsigned char *buf, size_t len,
 	pthread_mutex_lock(&f->mu);
 	if (!f->stream)
 		/* Streamed bytes skip the block cache: on a small machine
-		 * writing every byte again halves the stream's speed. */
+		 * writing every byte again halves the stream's speed, and
+		 * the kernel keeps the pages of what was read whole. */
 		rc = http_stream_new(f->src, &f->req, &f->stream);
 	pthread_mutex_unlock(&f->mu);
 	if (rc != STORE_OK) {

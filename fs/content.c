@@ -455,13 +455,6 @@ static int node_stat_direct(struct fs_ctx *ctx, struct fs_node *n,
 	}
 	if (rc < 0)
 		return rc;
-	/*
-	 * Buffered readers (stdio, Python's open()) size their reads by
-	 * st_blksize. A file read through read() may be read around the
-	 * page cache, where each read(2) is a round trip to us.
-	 */
-	if (k->read)
-		bst.st_blksize = FS_READ_BLKSIZE;
 	if (k->stat_full) {
 		*st = bst;
 		st->st_ino = n->ino;

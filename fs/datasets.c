@@ -400,6 +400,8 @@ static int dsv_file_stat(struct fs_ctx *ctx, struct fs_node *node,
 		st->st_mtim.tv_nsec = c->f.mtime_ns % 1000000000;
 		return 0;
 	}
+	if (!c->f.blob[0])	/* a remote file, read through us */
+		st->st_blksize = FS_READ_BLKSIZE;
 	ms = c->f.http_mtime_ms >= 0 ? c->f.http_mtime_ms : c->created_ms;
 	st->st_mtim.tv_sec = ms / 1000;
 	st->st_mtim.tv_nsec = (ms % 1000) * 1000000;

@@ -190,6 +190,7 @@ static int http_file_stat(struct fs_ctx *ctx, struct fs_node *node,
 	st->st_gid = ctx->gid;
 	st->st_size = (off_t)hs.size;
 	st->st_blocks = (st->st_size + 511) / 512;
+	st->st_blksize = FS_READ_BLKSIZE;
 	if (hs.mtime_ms >= 0) {
 		st->st_mtim.tv_sec = hs.mtime_ms / 1000;
 		st->st_mtim.tv_nsec = (hs.mtime_ms % 1000) * 1000000;

@@ -153,8 +153,12 @@ struct fs_entry {
  */
 #define FS_SPLICE_MAX (1024 * 1024 - 4 * 4096)
 
-/* The st_blksize of files read through a kind's read(): the largest read
- * the kernel sends in one request (content.c). */
+/*
+ * The st_blksize of remote files: the largest read the kernel sends in
+ * one request. Buffered readers (stdio, Python's open(), cp) size their
+ * reads by it, and a read of a remote file may be a round trip to us
+ * (-o http_direct=1).
+ */
 #define FS_READ_BLKSIZE (1024 * 1024)
 
 /* One directory entry for readdir; attributes optional. */

@@ -410,32 +410,42 @@ expect_files_match()
 	EOF
 }
 
-# read_with_daemon_stopped FILE: opens FILE, stops the daemon (SIGSTOP),
-# reads FILE whole through that descriptor and prints its sha256, or
-# "blocked" when the read needed the daemon (no end within 5 s). The daemon
-# is continued in every case. Caches are dropped first where allowed, so a
-# read the kernel serves alone cannot come from the mount's page cache.
-read_with_daemon_stopped()
+# with_daemon_stopped read|stat FILE: stops the daemon (SIGSTOP), then
+# reads FILE whole through a descriptor opened before (prints its sha256)
+# or stats it (prints "walked"); prints "blocked" when that needed the
+# daemon (no end within 5 s). The daemon is continued in every case.
+with_daemon_stopped()
 {
-	[ ! -w /proc/sys/vm/drop_caches ] || { sync && echo 3 >/proc/sys/vm/drop_caches; }
-	"$PY" - "$1" "$MLFS_PID" <<-'EOF'
+	"$PY" - "$1" "$2" "$MLFS_PID" <<-'EOF'
 	import hashlib, os, signal, sys, threading
-	fd = os.open(sys.argv[1], os.O_RDONLY)
-	pid = int(sys.argv[2])
+	what, path, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+	fd = os.open(path, os.O_RDONLY) if what == "read" else -1
 	h, done = hashlib.sha256(), threading.Event()
-	def read_all():
-	    while chunk := os.read(fd, 1 << 20):
-	        h.update(chunk)
+	def act():
+	    if what == "read":
+	        while chunk := os.read(fd, 1 << 20):
+	            h.update(chunk)
+	    else:
+	        os.stat(path)
 	    done.set()
 	os.kill(pid, signal.SIGSTOP)
 	try:
-	    threading.Thread(target=read_all, daemon=True).start()
+	    threading.Thread(target=act, daemon=True).start()
 	    alone = done.wait(5)
 	finally:
 	    os.kill(pid, signal.SIGCONT)
 	done.wait(30)
-	print(h.hexdigest() if alone else "blocked")
+	print("blocked" if not alone else h.hexdigest() if what == "read" else "walked")
 	EOF
+}
+
+# read_with_daemon_stopped FILE: with_daemon_stopped read, caches dropped
+# first where allowed, so a read the kernel serves alone cannot come from
+# the mount's page cache.
+read_with_daemon_stopped()
+{
+	[ ! -w /proc/sys/vm/drop_caches ] || { sync && echo 3 >/proc/sys/vm/drop_caches; }
+	with_daemon_stopped read "$1"
 }
 
 # passthrough_possible: the kernel can read files without the daemon

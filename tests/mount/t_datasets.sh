@@ -66,23 +66,7 @@ test_case the_kernel_keeps_the_name_of_a_dataset
 f=$D/iris/1/files/iris/iris.csv
 stat "$f" >/dev/null
 sleep 1.2	# past the 1 s the kernel keeps names that may go
-out=$("$PY" - "$f" "$MLFS_PID" <<-'EOF'
-	import os, signal, sys, threading
-	pid, done = int(sys.argv[2]), threading.Event()
-	def walk():
-	    os.stat(sys.argv[1])
-	    done.set()
-	os.kill(pid, signal.SIGSTOP)
-	try:
-	    threading.Thread(target=walk, daemon=True).start()
-	    alone = done.wait(3)
-	finally:
-	    os.kill(pid, signal.SIGCONT)
-	done.wait(30)
-	print("walked" if alone else "blocked")
-	EOF
-)
-expect_eq "walked" "$out" "stat of a version's file with the daemon stopped"
+expect_eq "walked" "$(with_daemon_stopped stat "$f")" "stat of a version's file with the daemon stopped"
 
 test_case a_version_is_read_only
 expect_errno EROFS sysop write "$D/iris/1/files/iris/iris.csv" "x"

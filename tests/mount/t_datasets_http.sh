@@ -85,7 +85,8 @@ drop_caches
 f1=$(pass_fetches 1) f2=$(pass_fetches 2)
 say "# fetched per pass: $f1 $f2"
 expect_true "pass 1 fetched it ($f1)" [ "$f1" -ge $((48 << 20)) ]
-expect_eq "0" "$f2" "pass 2 is read from the page cache"
+# (the kernel may let a few pages go: at most 1 MiB of 48 is fetched again)
+expect_true "pass 2 is read from the page cache ($f2)" [ "$f2" -le $((1 << 20)) ]
 
 test_case random_reads_match_and_fetch_little
 drop_caches
@@ -131,7 +132,7 @@ f1=$(pass_fetches 1) f2=$(pass_fetches 2) f3=$(pass_fetches 3)
 say "# fetched per pass: $f1 $f2 $f3"
 expect_true "pass 1 fetched it ($f1)" [ "$f1" -ge $((48 << 20)) ]
 expect_true "pass 2 fetched it again ($f2)" [ "$f2" -ge $((48 << 20)) ]
-expect_eq "0" "$f3" "pass 3 is read from the page cache"
+expect_true "pass 3 is read from the page cache ($f3)" [ "$f3" -le $((1 << 20)) ]
 drop_caches	# the mount forgets the file: its next open is a first pass
 "$PY" - "$big" "$want" <<-'EOF' || fail "mmap of a file in its first pass"
 	import hashlib, mmap, os, sys

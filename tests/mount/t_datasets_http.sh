@@ -81,6 +81,7 @@ pass_fetches() {	# PASS: sha256 of the file through the mount; prints bytes fetc
 	echo $((after - before))
 }
 expect_eq "1048576" "$(stat -c %o "$big")" "st_blksize: buffered readers read 1 MiB at a time"
+expect_eq "1048576" "$(stat -c %o "$MNT/datastores/web/files/secret/data/big.bin")" "st_blksize through the datastore's files/"
 drop_caches
 f1=$(pass_fetches 1) f2=$(pass_fetches 2)
 say "# fetched per pass: $f1 $f2"
